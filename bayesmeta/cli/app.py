@@ -1,0 +1,14 @@
+"""The typer application; subcommands register themselves from their own modules."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Bayesian meta-analysis.")
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    from bayesmeta.cli import commands  # noqa: F401  (registers subcommands)
+
+    app()

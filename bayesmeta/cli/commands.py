@@ -1,0 +1,1 @@
+"""Import every subcommand module so that each registers itself on the app."""
