@@ -1,1 +1,3 @@
 """Import every subcommand module so that each registers itself on the app."""
+
+from bayesmeta.cli import reference  # noqa: F401

@@ -1,0 +1,60 @@
+"""Plumbing shared by the subcommands: errors to exit codes, warnings to the console, JSON out."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from bayesmeta.errors import BayesmetaError, DataWarning, SamplerWarning
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types; NaN and infinities become ``null`` (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(payload: dict[str, Any]) -> None:
+    """Print one JSON object on stdout (nothing else goes to stdout under ``--json``)."""
+    sys.stdout.write(json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _show_warning(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+    if issubclass(category, SamplerWarning):
+        err_console.print(f"[bold red]SAMPLER PROBLEM:[/] {message}")
+    elif issubclass(category, DataWarning):
+        err_console.print(f"[yellow]data:[/] {message}")
+    else:
+        err_console.print(f"[dim]warning ({category.__name__}):[/] {message}")
+
+
+@contextlib.contextmanager
+def guarded() -> Iterator[None]:
+    """Turn package errors into a red message and their exit code; show warnings on stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("default")
+        warnings.showwarning = _show_warning
+        try:
+            yield
+        except BayesmetaError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}")
+            raise typer.Exit(exc.exit_code) from None
