@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import sys
 import warnings
 from collections.abc import Iterator
@@ -13,28 +11,16 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from bayesmeta._json import dumps
 from bayesmeta.errors import BayesmetaError, DataWarning, SamplerWarning
 
 console = Console()
 err_console = Console(stderr=True)
 
 
-def jsonable(value: Any) -> Any:
-    """Plain JSON types; NaN and infinities become ``null`` (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 1) == 0:
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def print_json(payload: dict[str, Any]) -> None:
     """Print one JSON object on stdout (nothing else goes to stdout under ``--json``)."""
-    sys.stdout.write(json.dumps(jsonable(payload), indent=2, allow_nan=False) + "\n")
+    sys.stdout.write(dumps(payload) + "\n")
     sys.stdout.flush()
 
 
