@@ -12,6 +12,12 @@ Jacobian for families defined on tau² (``lognormal_tau2``, ``logt_tau2`` and th
 The parser is a small tokenizer for ``name(arg, arg, key=value)``; nothing is ever evaluated.
 Unknown names, wrong arity and invalid values raise :class:`bayesmeta.errors.SpecError`.
 
+The empirical tables live in ``bayesmeta/priors_data/turner2015.csv`` (Turner et al. 2015,
+Table IV, 16 outcome types x 5 comparison types, plus the general healthcare setting) and
+``rhodes2015.csv`` (Rhodes et al. 2015, Table 3 and Appendix Tables A.3.1/A.3.2, 8 outcome types
+x 3 comparison types x 3 medical areas, plus the general setting); each row names its table and
+a ``note`` column records the two cells where transcriptions disagree or look inconsistent.
+
 Families (on tau unless stated)
 -------------------------------
 ========================  ===========================================================
@@ -597,22 +603,34 @@ def _quote(s: str) -> str:
 
 def _build_turner(args: dict[str, Any]) -> Prior:
     table = turner2015_table()
-    outcomes = list(dict.fromkeys(o for o, _ in table))
-    comparisons = list(dict.fromkeys(c for _, c in table))
-    o = _resolve(args["outcome"], outcomes, _TURNER_OUTCOME_ALIASES, "outcome type", "turner2015")
-    c = _resolve(args["comparison"], comparisons, _TURNER_COMPARISON_ALIASES,
-                 "comparison type", "turner2015")
-    m, s = table[(o, c)]
+    if _norm_key(args["outcome"]) in ("general", "any"):
+        if args.get("comparison") not in (None, "any"):
+            raise SpecError('turner2015("general") takes no comparison type')
+        m, s = table[("general", "any")]
+        text = 'turner2015("general")'
+        what = "general healthcare setting"
+    else:
+        keys = [k for k in table if k[0] != "general"]
+        o = _resolve(args["outcome"], list(dict.fromkeys(k[0] for k in keys)),
+                     _TURNER_OUTCOME_ALIASES, "outcome type", "turner2015")
+        if args.get("comparison") is None:
+            raise SpecError("turner2015: give an outcome type and a comparison type "
+                            '(or turner2015("general"))')
+        c = _resolve(args["comparison"], list(dict.fromkeys(k[1] for k in keys)),
+                     _TURNER_COMPARISON_ALIASES, "comparison type", "turner2015")
+        m, s = table[(o, c)]
+        text = f"turner2015({_quote(o)}, {_quote(c)})"
+        what = f"{o}, {c}"
     return Prior(
         name="turner2015",
         family="lognormal_tau2",
         params=(m, s),
-        text=f"turner2015({_quote(o)}, {_quote(c)})",
+        text=text,
         target=SCALE,
         proper=True,
         source=TURNER_SOURCE,
         description=(f"Turner et al. (2015) predictive distribution for tau² of log odds ratios, "
-                     f"{o}, {c}: log tau² ~ N({_fmt(m)}, {_fmt(s)}²)"),
+                     f"{what}: log tau² ~ N({_fmt(m)}, {_fmt(s)}²)"),
     )
 
 
@@ -652,7 +670,10 @@ def _build_rhodes(args: dict[str, Any]) -> Prior:
 
 
 def _turner_settings() -> tuple[str, ...]:
-    return tuple(f"turner2015({_quote(o)}, {_quote(c)})" for o, c in turner2015_table())
+    return tuple(
+        'turner2015("general")' if o == "general" else f"turner2015({_quote(o)}, {_quote(c)})"
+        for o, c in turner2015_table()
+    )
 
 
 def _rhodes_settings() -> tuple[str, ...]:
@@ -665,10 +686,11 @@ def _rhodes_settings() -> tuple[str, ...]:
 _ENTRIES += [
     PriorEntry(
         "turner2015", SCALE,
-        (ParamSpec("outcome", "str"), ParamSpec("comparison", "str")),
+        (ParamSpec("outcome", "str"), ParamSpec("comparison", "str", required=False)),
         _build_turner, TURNER_SOURCE,
         "Empirical predictive log-normal prior for tau² of log odds ratios by outcome type and "
-        "intervention-comparison type (Table IV); resolves to lognormal_tau2. Short aliases: "
+        'intervention-comparison type (Table IV), or turner2015("general"); resolves to '
+        "lognormal_tau2. Short aliases: "
         + ", ".join(list(_TURNER_OUTCOME_ALIASES) + list(_TURNER_COMPARISON_ALIASES)),
         'turner2015("all-cause mortality", "pharmacological vs placebo/control")',
     ),

@@ -121,7 +121,7 @@ ROUND_TRIP = [
     "logt_tau2(-3.44, 2.59, 5)", "jeffreys", "normal(0, 10)", "flat", "student_t(3, 0, 2.5)",
     "HalfNormal( 0.1 )", "normal(m=1e-3, s=1.0000000000000002)",
     'turner2015("all-cause mortality", "pharmacological vs. placebo / control")',
-    "turner2015(pain, nonpharm-nonpharm)",
+    "turner2015(pain, nonpharm-nonpharm)", "turner2015(general)",
     "rhodes2015(general)", 'rhodes2015("mental health", pharm-pharm, area="respiratory")',
 ]
 
@@ -166,7 +166,8 @@ def test_canonical_forms():
         ("halfnormal(1", "cannot parse"),
         ("uniform(2, 1)", "upper must be greater"),
         ("uniform(-1, 1)", "lower must be"),
-        ("turner2015(mortality)", "missing argument 'comparison'"),
+        ("turner2015(mortality)", "give an outcome type and a comparison type"),
+        ("turner2015(general, pharm-placebo)", "takes no comparison"),
         ("turner2015(bla, pharm-placebo)", 'unknown outcome type "bla". Valid: "all-cause mortality"'),
         ("turner2015(mortality, bla)", "unknown comparison type"),
         ("rhodes2015('mental health')", "comparison type"),
@@ -191,7 +192,8 @@ def test_target_check():
 
 def test_turner_table_shape_and_spot_values():
     table = turner2015_table()
-    assert len(table) == 16 * 5  # Table IV: 16 outcome types x 5 comparison types
+    assert len(table) == 16 * 5 + 1  # Table IV: 16 outcome types x 5 comparison types; general
+    assert table[("general", "any")] == (-2.56, 1.74)
     # Turner et al. 2015, Table IV (log tau^2 ~ N(mu, sigma^2))
     assert table[("all-cause mortality", "pharmacological vs placebo/control")] == (-3.95, 1.34)
     assert table[("subjective outcomes (various)", "non-pharmacological vs non-pharmacological")] == (-2.26, 1.45)
@@ -208,7 +210,7 @@ def test_list_priors_registry():
     reg = list_priors()
     assert {"halfnormal", "halfcauchy", "halft", "uniform", "exponential", "lognormal", "lognormal_tau2",
             "logt_tau2", "turner2015", "rhodes2015", "jeffreys", "normal", "flat", "student_t"} <= set(reg)
-    assert len(reg["turner2015"].settings) == 80
+    assert len(reg["turner2015"].settings) == 81
     for setting in reg["turner2015"].settings + reg["rhodes2015"].settings:
         assert parse_prior(setting).text == setting
     for entry in reg.values():
@@ -223,3 +225,37 @@ def test_priors_module_does_not_import_pymc():
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _additive_residuals(means: dict[tuple[str, str], float]) -> dict[tuple[str, str], float]:
+    """Residuals of a two-way additive fit (row + column effects) by medians (robust to a typo)."""
+    rows = sorted({r for r, _ in means})
+    cols = sorted({c for _, c in means})
+    m = np.array([[means[(r, c)] for c in cols] for r in rows])
+    col_eff = np.median(m - m[:, [0]], axis=0)
+    row_eff = np.median(m - col_eff, axis=1)
+    res = m - row_eff[:, None] - col_eff[None, :]
+    return {(r, c): float(res[i, j]) for i, r in enumerate(rows) for j, c in enumerate(cols)}
+
+
+def test_turner_table_is_additive_as_published():
+    # Turner et al. fitted outcome-type and comparison-type effects additively on log tau^2, so
+    # the printed means (2 decimals) are additive up to rounding: a transcription check.
+    table = {k: v[0] for k, v in turner2015_table().items() if k[0] != "general"}
+    res = _additive_residuals(table)
+    assert max(abs(v) for v in res.values()) <= 0.015
+
+
+def test_rhodes_table_additivity_and_flagged_cells():
+    # Same check for Rhodes et al. (additive outcome, comparison and area effects): every cell fits
+    # within rounding except the cells whose printed value is flagged in the CSV's note column.
+    table = rhodes2015_table()
+    flagged = set()
+    for area in ("other", "respiratory", "cancer"):
+        means = {(o, c): v[0] for (o, c, a), v in table.items() if a == area}
+        res = _additive_residuals(means)
+        flagged |= {(o, c, area) for (o, c), v in res.items() if abs(v) > 0.015}
+    assert flagged == {
+        ("mental health outcome", "non-pharmacological (any)", "other"),
+        ("internal and external structure-related outcome", "pharmacological vs placebo/control", "cancer"),
+    }
