@@ -112,10 +112,19 @@ class EffectScale:
         return f"{self.fmt(est, digits)} [{self.fmt(low, digits)}, {self.fmt(high, digits)}]"
 
     def apply(self, ax) -> None:  # noqa: ANN001  (matplotlib Axes)
-        """Set a log x-axis with plain-number tick labels for ratio measures."""
+        """Set a log x-axis with plain-number tick labels for ratio measures.
+
+        Call it after the x limits are set: the tick density follows the range.
+        """
         if self.log:
             ax.set_xscale("log")
-            ax.xaxis.set_major_locator(mpl.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+            lo, hi = ax.get_xlim()
+            decades = np.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+            if decades < 1.0:  # under a decade: evenly spaced round numbers read best
+                ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]))
+            else:
+                subs = (1.0, 2.0, 5.0) if decades <= 2.2 else (1.0, 3.0) if decades <= 3.5 else (1.0,)
+                ax.xaxis.set_major_locator(mpl.ticker.LogLocator(base=10, subs=subs))
             ax.xaxis.set_major_formatter(mpl.ticker.FuncFormatter(_plain_number))
             ax.xaxis.set_minor_formatter(mpl.ticker.NullFormatter())
         ax.set_xlabel(f"{self.label} (log scale)" if self.log else self.label)

@@ -471,8 +471,10 @@ def _draw(rows, cells, left, right, scale: EffectScale, lim, level: float, title
         for a in (ax_l, ax, ax_r):
             a.axhline(-0.55, color="black", lw=0.8, clip_on=False)
 
-        scale.apply(ax)
+        if scale.log:
+            ax.set_xscale("log")
         ax.set_xlim(*lim)
+        scale.apply(ax)
         ax.axvline(scale.null, color="black", lw=0.8, zorder=1)
         ax.spines["left"].set_visible(False)
         ax.set_yticks([])
