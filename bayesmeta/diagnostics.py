@@ -63,8 +63,8 @@ __all__ = [
     "warn_problems",
 ]
 
-#: Quantiles whose ESS defines tail-ESS (Vehtari et al. 2021, Sec. 4.3: min of the 5% and 95%
-#: quantile ESS). ArviZ's default for ``method="tail"`` follows ``rcParams["stats.ci_prob"]``
+#: Quantiles whose ESS defines tail-ESS (Vehtari et al. 2021: min of the 5% and 95% quantile
+#: ESS). ArviZ's default for ``method="tail"`` follows ``rcParams["stats.ci_prob"]``
 #: (0.89) instead, so we pass the probabilities explicitly.
 TAIL_ESS_PROBS: tuple[float, float] = (0.05, 0.95)
 
@@ -81,19 +81,19 @@ class Thresholds:
     Attributes
     ----------
     rhat_max
-        Largest acceptable rank-normalised split R-hat. Vehtari et al. (2021), Sec. 4.1:
-        "only using the sample if R-hat is less than 1.01"; ArviZ ``diagnose(rhat_max=1.01)``.
+        Largest acceptable rank-normalised split R-hat. Vehtari et al. (2021), recommendations:
+        use the draws only if R-hat < 1.01 (four or more chains); ArviZ ``diagnose(rhat_max=1.01)``.
     ess_bulk_min, ess_tail_min
-        Smallest acceptable bulk- and tail-ESS. Vehtari et al. (2021), Sec. 4.3: at least 100 per
-        chain, i.e. 400 for the default four chains.
+        Smallest acceptable bulk- and tail-ESS. Vehtari et al. (2021), recommendations: at least
+        100 per chain, i.e. 400 for the default four chains (also the Stan ``ess_bulk`` docs).
     divergences_max
         Largest acceptable number of divergent transitions after warm-up (Betancourt 2017,
-        arXiv:1701.02434, Sec. 6.2: any divergence signals a biased sampler).
+        arXiv:1701.02434: any divergence signals that the sampler missed part of the posterior).
     bfmi_min
         Smallest acceptable E-BFMI per chain (Betancourt 2016; ArviZ ``bfmi`` docstring and
         ``diagnose(bfmi_threshold=0.3)``).
     pareto_k_max
-        Largest acceptable PSIS Pareto k (Vehtari et al. 2024, JMLR 25(72), Sec. 3.2.4). The
+        Largest acceptable PSIS Pareto k (Vehtari et al. 2024, JMLR 25(72)). The
         threshold actually applied is ``min(pareto_k_max, 1 - 1/log10(S))`` for ``S`` draws, the
         sample-size-dependent bound used by ``arviz_stats.loo``.
     """
