@@ -124,12 +124,12 @@ KINDS: dict[str, DataKind] = {
     ),
 }
 
-_DETECT_BY: dict[str, tuple[str, ...]] = {
-    # a kind is detected when all these columns are present; first match wins
-    "binary": ("ai", "ci"),
-    "median": ("med1i", "med2i"),
-    "continuous": ("m1i", "m2i"),
-    "generic": ("yi",),
+_DETECT_BY: dict[str, Callable[[set[str]], bool]] = {
+    # a kind is detected when its predicate holds for the column names; first match wins
+    "binary": lambda cols: {"ai", "ci"} <= cols,
+    "median": lambda cols: bool({"med1i", "med2i"} & cols),  # medians in at least one arm
+    "continuous": lambda cols: {"m1i", "m2i"} <= cols,
+    "generic": lambda cols: "yi" in cols,
 }
 
 _MISSING_STRINGS = frozenset({"", "na", "n/a", "nan", "null", "none", "."})
@@ -249,8 +249,9 @@ def detect_kind(df: pd.DataFrame, *, file: str | Path | None = None) -> str:
     InputError
         If the frame has none of the outcome columns.
     """
-    for name, needed in _DETECT_BY.items():
-        if all(col in df.columns for col in needed):
+    names = {str(c) for c in df.columns}
+    for name, detected in _DETECT_BY.items():
+        if detected(names):
             return name
     expected = "; ".join(f"{k.name}: {k.description}" for k in KINDS.values())
     raise InputError(

@@ -136,13 +136,13 @@ _Pipeline = Callable[[pd.DataFrame, Measure, Convention, ContinuityCorrection, M
 #: measure kind -> (data kind chooser, pipeline)
 _PIPELINES: dict[str, tuple[Callable[[pd.DataFrame], str], _Pipeline]] = {
     "binary": (lambda df: "binary", _binary),
-    "continuous": (lambda df: "median" if any(c.startswith("med") for c in df.columns) else "continuous",
-                   _continuous),
+    "continuous": (lambda df: "median" if {"med1i", "med2i"} & set(df.columns) else "continuous", _continuous),
     "generic": (lambda df: "generic", _generic),
 }
 
+#: columns without which a data kind cannot be meant at all (finer checks: validate())
 _NEEDS: dict[str, tuple[str, ...]] = {"binary": ("ai", "ci"), "continuous": ("m1i", "m2i"),
-                                      "median": ("med1i", "med2i"), "generic": ("yi",)}
+                                      "median": ("n1i", "n2i"), "generic": ("yi",)}
 
 
 def escalc(

@@ -147,12 +147,35 @@ add_case("lopez2019_GEN_sei", "dat.lopez2019",
          "d <- with(dat.lopez2019, data.frame(study = paste(study, treatment), yi = diff, sei = se, group = group))",
          "escalc(measure = \"GEN\", yi = yi, sei = sei, data = d)", "GEN")
 
+# Median/quartile/range -> mean/SD conversions: metafor >= 4.2 has conv.fivenum();
+# metafor 3.8-1 (installed here) does not, so these cases are written only when it
+# exists. bayesmeta's defaults are Luo et al. (2018) means and Wan et al. (2014)
+# SDs, i.e. conv.fivenum(method = c("luo2016", "wan2014"), test = FALSE).
+has_fivenum <- exists("conv.fivenum", envir = asNamespace("metafor"))
+fivenum_cases <- list()
+if (has_fivenum) {
+   prepare <- paste(
+      "d <- data.frame(study = c('A', 'B', 'C', 'D'), n = c(25, 60, 13, 200),",
+      "min = c(1, NA, 2, 0.5), q1 = c(NA, 10, 4, 3), median = c(4, 14, 5, 4.2),",
+      "q3 = c(NA, 19, 7, 6), max = c(11, NA, 12, 15))")
+   call <- paste("conv.fivenum(min = min, q1 = q1, median = median, q3 = q3, max = max, n = n,",
+                 "data = d, method = c(\"luo2016\", \"wan2014\"), test = FALSE)")
+   env <- new.env(parent = globalenv())
+   eval(parse(text = prepare), envir = env)
+   res <- eval(parse(text = call), envir = env)
+   fivenum_cases[[1L]] <- list(prepare = json_scalar(prepare), call = json_scalar(call),
+                               data = as.list(get("d", envir = env)),
+                               mean = as.numeric(res$mean), sd = as.numeric(res$sd))
+}
+
 out <- list(
    generator = json_scalar("tests/reference/make_escalc.R"),
    metafor_version = json_scalar(as.character(packageVersion("metafor"))),
    metadat_version = json_scalar(as.character(packageVersion("metadat"))),
    r_version = json_scalar(R.version.string),
-   cases = cases
+   has_conv_fivenum = json_scalar(has_fivenum),
+   cases = cases,
+   conv_fivenum = fivenum_cases
 )
 
 con <- file(out_path, open = "w", encoding = "UTF-8")
