@@ -1,0 +1,77 @@
+"""Normal–normal random-effects model on ready effect sizes (``yi``, ``vi``).
+
+``y_i ~ N(theta_i, v_i)`` with ``theta_i = mu (+ x_i' beta) + tau * z_i``, ``z_i ~ N(0, 1)``
+(non-centred), for any measure on its analysis scale (log-RR, log-OR, SMD, MD, GEN...).
+Observed variable ``y`` (dim ``study``); ``vi`` is kept as ``pm.Data("vi")`` so it appears in
+``constant_data``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pymc as pm
+
+from bayesmeta.builders.regression import _row, add_random_effects, study_labels
+from bayesmeta.errors import InputError
+from bayesmeta.priors import Prior
+
+__all__ = ["build_normal", "effect_arrays"]
+
+
+def effect_arrays(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(yi, vi)`` as float arrays (``vi`` from ``sei²`` when only ``sei`` is given).
+
+    Raises
+    ------
+    InputError
+        A missing column, or a missing/non-finite value or a variance ≤ 0 (names the row).
+    """
+    if "yi" not in data.columns:
+        raise InputError("the normal model needs a column 'yi' (effect sizes)", column="yi")
+    if "vi" in data.columns:
+        vcol = "vi"
+        vi = data["vi"].to_numpy(dtype=float)
+    elif "sei" in data.columns:
+        vcol = "sei"
+        vi = data["sei"].to_numpy(dtype=float) ** 2
+    else:
+        raise InputError("the normal model needs a column 'vi' or 'sei'", column="vi")
+    yi = data["yi"].to_numpy(dtype=float)
+    for col, values, ok in (("yi", yi, np.isfinite(yi)), (vcol, vi, np.isfinite(vi) & (vi > 0))):
+        if not ok.all():
+            i = int(np.argmin(ok))
+            raise InputError(f"{col} must be a finite number{' > 0' if col != 'yi' else ''}, "
+                             f"got {values[i]!r}", row=_row(data.index[i]), column=col)
+    return yi, vi
+
+
+def build_normal(
+    data: pd.DataFrame,
+    *,
+    priors: Mapping[str, Prior],
+    moderators: Sequence[str] = (),
+    subgroup: str | None = None,
+    subgroup_tau: str = "separate",
+) -> pm.Model:
+    """Build the normal–normal model (see the module docstring).
+
+    Parameters
+    ----------
+    data
+        Frame with ``yi`` and ``vi`` (or ``sei``), ``label`` (or ``study``) and any moderator
+        columns.
+    priors
+        Prior objects for ``"mu"``, ``"tau"`` and (with moderators) ``"beta"``.
+    moderators, subgroup, subgroup_tau
+        See :func:`bayesmeta.builders.regression.add_random_effects`.
+    """
+    yi, vi = effect_arrays(data)
+    with pm.Model(coords={"study": study_labels(data)}) as model:
+        vi_data = pm.Data("vi", vi, dims="study")
+        theta = add_random_effects(data, vi, priors, moderators=moderators, subgroup=subgroup,
+                                   subgroup_tau=subgroup_tau)
+        pm.Normal("y", mu=theta, sigma=pm.math.sqrt(vi_data), observed=yi, dims="study")
+    return model
