@@ -15,6 +15,7 @@ import pandas as pd
 
 from bayesmeta import frequentist as fq
 from bayesmeta.errors import InputError
+from bayesmeta.frequentist.selection import selmodel
 from bayesmeta.spec import Spec, load_data, load_spec, spec_from_dict
 
 __all__ = ["ReferenceResult", "ad_hoc_spec", "run_reference", "spec_or_data"]
@@ -165,12 +166,6 @@ def run_reference(
         extras["regtest"] = fq.regtest(yi, vi, method=ref.method)
         extras["trimfill"] = fq.trimfill(yi, vi, method=ref.method)
     if selection:
-        extras["selection"] = fq.selmodel(yi, vi, steps=_parse_steps(selection), method="ML")
+        extras["selection"] = selmodel(yi, vi, steps=selection, method="ML")
     return ReferenceResult(spec=spec, data=data, model=model, subgroups=groups, **extras)
-
-
-def _parse_steps(text: str) -> tuple[float, ...]:
-    from bayesmeta.frequentist.selection import parse_steps
-
-    return parse_steps(text)
 

@@ -15,7 +15,7 @@ from bayesmeta._json import dumps
 from bayesmeta.errors import BayesmetaError, DataWarning, SamplerWarning
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(payload: dict[str, Any]) -> None:

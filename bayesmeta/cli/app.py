@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Bayesian meta-analysis.")
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+                  help="Bayesian meta-analysis with an exact frequentist reference.")
+
+
+@app.callback()
+def _root() -> None:
+    """Bayesian meta-analysis with an exact frequentist reference (metafor-compatible)."""
 
 
 def main() -> None:

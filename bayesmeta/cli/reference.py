@@ -22,13 +22,24 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def render(result: dict[str, Any]) -> None:
     """Print a reference result (its ``to_dict()``) as rich tables."""
-    head = Table(title=f"Random-effects model ({result['method']}, test {result['test']}), "
-                       f"measure {result['measure']}")
-    keys = ["k", "animals", "estimate", "se", "ci_low", "ci_high", "pval", "tau2", "i2", "q", "q_p",
-            "pi_low", "pi_high"]
-    for key in keys:
-        head.add_column(key, justify="right")
-    head.add_row(*[_fmt(result.get(k)) for k in keys])
+    from bayesmeta.effects import get_measure
+
+    measure = get_measure(result["measure"])
+    natural = measure.scale == "log"
+    head = Table(title=f"Random-effects model: {result['method']}, test {result['test']}, "
+                       f"measure {result['measure']}", show_header=True)
+    head.add_column("quantity")
+    head.add_column("analysis scale", justify="right")
+    if natural:
+        head.add_column(f"{result['measure']} scale", justify="right")
+    for key in ("estimate", "se", "ci_low", "ci_high", "pval", "pi_low", "pi_high", "tau2", "tau",
+                "i2", "h2", "q", "q_df", "q_p", "k", "animals"):
+        value = result.get(key)
+        row = [key, _fmt(value)]
+        if natural:
+            shown = key in ("estimate", "ci_low", "ci_high", "pi_low", "pi_high") and value is not None
+            row.append(_fmt(float(measure.to_natural(value))) if shown else "")
+        head.add_row(*row)
     console.print(head)
     analyses = result.get("subgroup_analyses") or (
         {result["subgroup"]: {"subgroups": result["subgroups"], "between": result["between"]}}
