@@ -468,7 +468,7 @@ def _read_excel(path: Path, sheet: str | int | None) -> pd.DataFrame:
         if isinstance(target, int) and not 0 <= target < len(book.sheet_names):
             raise InputError(f"sheet number {target} not found; the file has {len(book.sheet_names)} sheet(s)",
                              file=path)
-        return book.parse(target)
+        return pd.read_excel(book, sheet_name=target)
 
 
 def _read_parquet(path: Path, sheet: str | int | None) -> pd.DataFrame:
