@@ -314,7 +314,8 @@ class Prior:
         fam = _FAMILIES[self.family]
         if not self.proper or fam.ppf is None:
             raise SpecError(f"prior '{self.text}' is improper: it has no quantile function")
-        out = np.asarray(fam.ppf(np.asarray(p, dtype=float), *self.params), dtype=float)
+        with np.errstate(over="ignore", under="ignore"):  # extreme p: 0 or inf is the answer
+            out = np.asarray(fam.ppf(np.asarray(p, dtype=float), *self.params), dtype=float)
         return out if out.ndim else out[()]
 
     def to_dict(self) -> dict[str, Any]:
