@@ -371,6 +371,9 @@ def validate(
         raise InputError(f"unknown data kind {kind!r}; known kinds: {', '.join(KINDS)}")
     spec = KINDS[kind]
     source = _file_of(df, file)
+    if not df.index.is_unique:
+        raise InputError("row numbers (the frame index) must be unique; use the frame read_table() returns "
+                         "or reset the index", file=source)
     out = df.copy()
     present = [c for c in spec.columns if c in out.columns]
     _coerce_numeric(out, present, source)

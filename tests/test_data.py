@@ -296,6 +296,8 @@ def test_validate_in_memory_frame_uses_index_and_given_file() -> None:
     with pytest.raises(InputError, match="expected a number, found 'abc'") as err:
         validate(df, "generic", file="mem.csv")
     assert (err.value.file, err.value.row, err.value.column) == ("mem.csv", 11, "yi")
+    with pytest.raises(InputError, match="must be unique"):
+        validate(pd.DataFrame({"yi": [0.1, 0.2], "vi": [0.1, 0.2]}, index=[2, 2]), "generic")
     ok = validate(pd.DataFrame({"yi": ["0.1", " 0.3 "], "vi": [0.1, 0.2]}), "generic")
     assert ok["yi"].tolist() == [0.1, 0.3] and ok["yi"].dtype == np.float64
 
