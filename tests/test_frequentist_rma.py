@@ -83,7 +83,11 @@ def _moderator_frame(dataset: str, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: mods[c] for c in columns})
 
 
-@pytest.mark.parametrize("rec", PINS["metareg"], ids=lambda r: f"{r['dataset']}-{'+'.join(r['moderators'])}-{r['method']}-{r['test']}")
+def _metareg_id(rec: dict[str, Any]) -> str:
+    return f"{rec['dataset']}-{'+'.join(rec['moderators'])}-{rec['method']}-{rec['test']}"
+
+
+@pytest.mark.parametrize("rec", PINS["metareg"], ids=_metareg_id)
 def test_metaregression_matches_metafor(rec: dict[str, Any]) -> None:
     data = PINS["datasets"][rec["dataset"]]
     frame = _moderator_frame(rec["dataset"], rec["moderators"])

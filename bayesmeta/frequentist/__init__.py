@@ -6,6 +6,9 @@ leave-one-out (:func:`leave1out`), small-study tests (:func:`regtest`, :func:`tr
 :func:`funnel`) and step-function selection models (:func:`selmodel`).
 """
 
+from bayesmeta.frequentist.bias import funnel, regtest, trimfill
+from bayesmeta.frequentist.influence import leave1out
+from bayesmeta.frequentist.mh import rma_mh
 from bayesmeta.frequentist.results import (
     BetweenTest,
     Coefficient,
@@ -21,6 +24,7 @@ from bayesmeta.frequentist.results import (
     TrimfillResult,
 )
 from bayesmeta.frequentist.rma import TESTS, rma
+from bayesmeta.frequentist.subgroups import subgroup_analysis
 from bayesmeta.frequentist.tau2 import TAU2_ESTIMATORS, ConvergenceError, Tau2Control
 
 __all__ = [
@@ -40,5 +44,11 @@ __all__ = [
     "TESTS",
     "Tau2Control",
     "TrimfillResult",
+    "funnel",
+    "leave1out",
+    "regtest",
     "rma",
+    "rma_mh",
+    "subgroup_analysis",
+    "trimfill",
 ]

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from bayesmeta.errors import InputError
 
-__all__ = ["as_design", "design_matrix", "factor_dummies"]
+__all__ = ["as_design", "design_matrix", "factor_dummies", "factor_levels"]
 
 
 def _is_categorical(values: Any) -> bool:
@@ -31,8 +31,11 @@ def _is_categorical(values: Any) -> bool:
     return kind in "OUSb" or str(dtype) in ("string", "boolean")
 
 
-def _levels(values: Any) -> list[Any]:
-    cats = getattr(getattr(values, "cat", None), "categories", None)
+def factor_levels(values: Any) -> list[Any]:
+    """Levels as R's ``factor()`` orders them: a categorical's own order, else sorted unique values."""
+    cats = getattr(values, "categories", None)  # pandas.Categorical
+    if cats is None:
+        cats = getattr(getattr(values, "cat", None), "categories", None)  # Series of dtype category
     if cats is not None:
         present = set(np.asarray(values, dtype=object).tolist())
         return [c for c in cats.tolist() if c in present]
@@ -50,7 +53,7 @@ def factor_dummies(values: Any, name: str) -> tuple[NDArray[np.float64], list[st
     arr = np.asarray(values, dtype=object)
     if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in arr.tolist()):
         raise InputError(f"moderator '{name}' has missing values", column=name)
-    levels = _levels(values)
+    levels = factor_levels(values)
     cols = [(arr == level).astype(float) for level in levels[1:]]
     X = np.column_stack(cols) if cols else np.empty((arr.size, 0))
     return X, [f"{name}{_label(level)}" for level in levels[1:]]

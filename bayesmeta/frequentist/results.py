@@ -295,12 +295,18 @@ class SubgroupRow:
 
 @dataclass(frozen=True)
 class BetweenTest:
-    """Test for subgroup differences: chi² (``df2`` ``None``) or F (under knha with common tau²)."""
+    """Test for subgroup differences.
+
+    ``kind="revman"``: Q across the subgroup estimates (chi² with ``df`` = J - 1) and
+    ``i2 = max(0, (Q - df)/Q)`` in percent. ``kind="qm"``: the omnibus moderator test of the
+    common-tau² model ``yi ~ factor(group)``, chi² under z (with the same I² formula) or F with
+    (``df``, ``df2``) under knha (``i2`` ``None``: I² is not defined for an F statistic).
+    """
 
     q: float
     df: int
     p: float | None
-    i2: float
+    i2: float | None
     df2: int | None = None
     kind: str = "revman"
 
