@@ -70,6 +70,8 @@ class EffectSpec(_Section):
     measure: Literal["RR", "OR", "RD", "SMD", "MD", "GEN"] = "GEN"
     convention: Literal["metafor", "revman"] = "metafor"
     cc: Literal["metafor", "revman", "none"] | CorrectionSpec = "metafor"
+    mean_method: Literal["luo2018", "wan2014", "hozo2005"] = "luo2018"
+    sd_method: Literal["wan2014", "hozo2005"] = "wan2014"
 
 
 class ReferenceSpec(_Section):
@@ -263,4 +265,5 @@ def load_data(spec: Spec, *, strict: bool = False) -> pd.DataFrame:
     cc = spec.effect.cc
     cc_arg = cc if isinstance(cc, str) else cc.model_dump()
     return escalc(frame, spec.effect.measure, convention=spec.effect.convention, cc=cc_arg,
-                  source=str(spec.data_path()))
+                  source=str(spec.data_path()), mean_method=spec.effect.mean_method,
+                  sd_method=spec.effect.sd_method, strict=strict)
