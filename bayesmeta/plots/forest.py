@@ -19,11 +19,13 @@ be printed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
 from matplotlib.lines import Line2D
@@ -68,6 +70,7 @@ class ForestRow:
 # --------------------------------------------------------------------------- rows
 
 
+@functools.lru_cache(maxsize=4096)
 def _text_width_in(s: str, bold: bool = False) -> float:
     if not s:
         return 0.0
@@ -288,13 +291,27 @@ def _xlim(rows: Sequence[ForestRow], scale: EffectScale) -> tuple[float, float]:
 
 def _interval(ax, y: float, iv, color: str, lim: tuple[float, float], scale: EffectScale, lw: float = 1.2,  # noqa: ANN001
               ls: str = "-") -> None:
-    lo, hi = scale.show(iv[1]), scale.show(iv[2])
-    a, b = max(lo, lim[0]), min(hi, lim[1])
-    if b > a:
-        ax.plot([a, b], [y, y], color=color, lw=lw, ls=ls, solid_capstyle="butt", zorder=2)
+    """One interval line, with an arrow head where it is cut by the axis limits."""
+    _study_intervals(ax, [y], [iv], color, lim, scale, lw=lw, ls=ls)
+
+
+def _study_intervals(ax, ys, ivs, color: str, lim: tuple[float, float], scale: EffectScale,  # noqa: ANN001
+                     lw: float = 1.2, ls: str = "-") -> None:
+    """Many intervals as one LineCollection (fast for hundreds of studies); arrows where clipped."""
+    if not ys:
+        return
+    ivs = np.asarray(ivs, dtype=float)
+    ys = np.asarray(ys, dtype=float)
+    lo, hi = scale.show(ivs[:, 1]), scale.show(ivs[:, 2])
+    a, b = np.maximum(lo, lim[0]), np.minimum(hi, lim[1])
+    keep = b > a
+    segs = [[(x0, y), (x1, y)] for x0, x1, y in zip(a[keep], b[keep], ys[keep], strict=True)]
+    ax.add_collection(LineCollection(segs, colors=color, linewidths=lw, linestyles=ls, capstyle="butt", zorder=2),
+                      autolim=False)
     for edge, clipped, marker in ((lim[0], lo < lim[0], "<"), (lim[1], hi > lim[1], ">")):
-        if clipped:
-            ax.plot([edge], [y], marker=marker, color=color, ms=4, zorder=3, clip_on=False)
+        if clipped.any():
+            ax.plot(np.full(clipped.sum(), edge), ys[clipped], ls="none", marker=marker, color=color, ms=4, zorder=3,
+                    clip_on=False)
 
 
 def _diamond(ax, y: float, iv, color: str, scale: EffectScale, filled: bool = True, half: float = 0.3) -> None:  # noqa: ANN001
@@ -489,6 +506,11 @@ def _draw(rows, cells, left, right, scale: EffectScale, lim, level: float, title
                 ax.plot([scale.show(pooled_mu)] * 2, [min(study_ys) - 0.5, max(study_ys) + 0.5],
                         color=COLORS["pooled"], lw=0.8, ls="--", zorder=1)
 
+        obs_y: list[float] = []
+        obs_iv: list = []
+        obs_ms: list[float] = []
+        post_y: list[float] = []
+        post_iv: list = []
         for i, (r, c) in enumerate(zip(rows, cells, strict=True)):
             bold = r.kind == "header"
             x = 0.0
@@ -507,16 +529,13 @@ def _draw(rows, cells, left, right, scale: EffectScale, lim, level: float, title
                 x += w
             if r.kind == "study":
                 if r.observed is not None:
-                    _interval(ax, i - 0.13, r.observed, COLORS["observed"], lim, scale)
-                    size = 3 + 7 * np.sqrt((r.weight or 0) / w_max) if r.weight and np.isfinite(r.weight) else 4
-                    est = scale.show(r.observed[0])
-                    if lim[0] <= est <= lim[1]:
-                        ax.plot([est], [i - 0.13], marker="s", ms=size, color=COLORS["observed"], zorder=3, lw=0)
+                    obs_y.append(i - 0.13)
+                    obs_iv.append(r.observed)
+                    obs_ms.append(3 + 7 * np.sqrt(r.weight / w_max) if r.weight and np.isfinite(r.weight) else 4)
                 if r.posterior is not None:
-                    _interval(ax, i + 0.17, r.posterior, COLORS["posterior"], lim, scale)
-                    ax.plot([scale.show(r.posterior[0])], [i + 0.17], marker="o", ms=3.5, color=COLORS["posterior"],
-                            zorder=3, lw=0)
-            elif r.kind == "bayes":
+                    post_y.append(i + 0.17)
+                    post_iv.append(r.posterior)
+            if r.kind == "bayes":
                 _diamond(ax, i, r.posterior, COLORS["pooled"], scale)
             elif r.kind == "predictive":
                 _interval(ax, i, r.posterior, COLORS["predictive"], lim, scale, lw=5)
@@ -528,6 +547,17 @@ def _draw(rows, cells, left, right, scale: EffectScale, lim, level: float, title
                 for a in (ax_l, ax, ax_r):
                     a.axhline(i - 0.5, color=COLORS["grid"], lw=0.6, clip_on=False)
 
+        _study_intervals(ax, obs_y, obs_iv, COLORS["observed"], lim, scale)
+        if obs_y:
+            est = scale.show(np.asarray(obs_iv)[:, 0])
+            inside = (est >= lim[0]) & (est <= lim[1])
+            # scatter sizes are areas in pt²; square side = marker size in pt as plot(ms=...) would draw
+            ax.scatter(est[inside], np.asarray(obs_y)[inside], s=np.asarray(obs_ms)[inside] ** 2, marker="s",
+                       color=COLORS["observed"], zorder=3, linewidths=0)
+        _study_intervals(ax, post_y, post_iv, COLORS["posterior"], lim, scale)
+        if post_y:
+            ax.plot(scale.show(np.asarray(post_iv)[:, 0]), post_y, ls="none", marker="o", ms=3.5,
+                    color=COLORS["posterior"], zorder=3)
         handles = [
             Line2D([], [], color=COLORS["observed"], marker="s", ms=5, lw=1.2, label=f"Observed, {pct} CI"),
         ]
