@@ -37,8 +37,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pymc as pm
+import xarray as xr
 
 from bayesmeta.errors import SpecError
 from bayesmeta.priors import Prior
@@ -53,6 +55,7 @@ __all__ = [
 ]
 
 Builder = Callable[..., pm.Model]
+PosteriorPredictive = Callable[[xr.DataTree, np.random.Generator], dict[str, xr.DataArray]]
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,10 @@ class FamilyEntry:
         Names of the priors the family uses (besides ``beta``, needed with moderators).
     description
         One line for listings.
+    posterior_predictive
+        Optional cheap NumPy replicate of the observed data:
+        ``(tree, rng) -> {name: DataArray (chain, draw, study)}``, reading ``posterior`` and
+        ``constant_data``; None to skip the ``posterior_predictive`` group.
     """
 
     name: str
@@ -78,6 +85,7 @@ class FamilyEntry:
     observed: tuple[str, ...] = ("y",)
     priors: tuple[str, ...] = ("mu", "tau")
     description: str = ""
+    posterior_predictive: PosteriorPredictive | None = None
 
 
 FAMILIES: dict[str, FamilyEntry] = {}
@@ -92,12 +100,14 @@ def register_family(
     observed: Sequence[str] = ("y",),
     priors: Sequence[str] = ("mu", "tau"),
     description: str = "",
+    posterior_predictive: PosteriorPredictive | None = None,
 ) -> Callable[[Builder], Builder]:
-    """Decorator registering a builder as family ``name``."""
+    """Decorator registering a builder as family ``name`` (see :class:`FamilyEntry`)."""
 
     def deco(func: Builder) -> Builder:
         FAMILIES[name] = FamilyEntry(name, func, tuple(observed), tuple(priors),
-                                     description or (func.__doc__ or "").strip().split("\n")[0])
+                                     description or (func.__doc__ or "").strip().split("\n")[0],
+                                     posterior_predictive)
         return func
 
     return deco
@@ -154,14 +164,14 @@ def build_model(
 
 
 def _register_builtin() -> None:
-    from bayesmeta.builders.binomial import build_binomial
-    from bayesmeta.builders.normal import build_normal
+    from bayesmeta.builders.binomial import build_binomial, replicate_counts
+    from bayesmeta.builders.normal import build_normal, replicate_effects
 
-    register_family("normal", description="normal–normal model on yi/vi (any measure)")(
-        build_normal)
+    register_family("normal", description="normal–normal model on yi/vi (any measure)",
+                    posterior_predictive=replicate_effects)(build_normal)
     register_family("binomial", observed=("y_t", "y_c"),
-                    description="exact binomial likelihood on counts, log risk-ratio scale")(
-        build_binomial)
+                    description="exact binomial likelihood on counts, log risk-ratio scale",
+                    posterior_predictive=replicate_counts)(build_binomial)
 
 
 _register_builtin()

@@ -155,17 +155,23 @@ def add_location_prior(var: str, prior: Prior, *, dims: Dims = None) -> Any:
     return _add(var, prior, "location", dims)
 
 
-def prior_parameter_values(priors: Mapping[str, Prior]) -> dict[str, float]:
-    """``{"tau_prior_scale": 0.5, ...}``: the ``pm.Data`` values that encode ``priors``."""
+def prior_parameter_values(priors: Mapping[str, Any]) -> dict[str, float]:
+    """``{"tau_prior_scale": 0.5, ...}``: the ``pm.Data`` values that encode ``priors``.
+
+    Entries that are not :class:`Prior` objects (e.g. an ``omega`` string handled by its own
+    builder) are skipped.
+    """
     return {
         prior_data_name(var, name): value
-        for var, prior in priors.items()
+        for var, prior in priors.items() if isinstance(prior, Prior)
         for name, value in _numeric_params(prior).items()
     }
 
 
-def prior_structure(priors: Mapping[str, Prior]) -> tuple[tuple[str, str, tuple[str, ...]], ...]:
-    """Hashable key: two prior sets with equal keys can share one built/compiled model."""
-    return tuple(
-        sorted((var, p.family, tuple(_numeric_params(p))) for var, p in priors.items())
-    )
+def prior_structure(priors: Mapping[str, Any]) -> tuple[tuple[Any, ...], ...]:
+    """Hashable key: two prior sets with equal keys can share one built/compiled model
+    (non-:class:`Prior` entries must be equal)."""
+    return tuple(sorted(
+        (var, p.family, tuple(_numeric_params(p))) if isinstance(p, Prior) else (var, "raw", (str(p),))
+        for var, p in priors.items()
+    ))

@@ -41,12 +41,13 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 
 from bayesmeta.builders.regression import _row, add_random_effects, study_labels
 from bayesmeta.errors import InputError
 from bayesmeta.priors import Prior
 
-__all__ = ["build_binomial", "count_arrays", "log_rr_variance"]
+__all__ = ["build_binomial", "count_arrays", "log_rr_variance", "replicate_counts"]
 
 DEFAULT_BASELINE = (1.0, 1.0)
 
@@ -143,3 +144,14 @@ def build_binomial(
         pm.Binomial("y_t", n=n1_data, p=p_t, observed=ai, dims="study")
         pm.Binomial("y_c", n=n2_data, p=p_c, observed=ci, dims="study")
     return model
+
+
+def replicate_counts(tree: xr.DataTree, rng: np.random.Generator) -> dict[str, xr.DataArray]:
+    """Posterior predictive ``y_t ~ Bin(n1i, p_t)``, ``y_c ~ Bin(n2i, p_c)``, one per draw."""
+    post, const = tree["posterior"], tree["constant_data"]
+    out = {}
+    for name, n, p in (("y_t", "n1i", "p_t"), ("y_c", "n2i", "p_c")):
+        prob = post[p].transpose("chain", "draw", "study")
+        size = np.broadcast_to(const[n].values, prob.shape)
+        out[name] = prob.copy(data=rng.binomial(size, np.clip(prob.values, 0.0, 1.0)))
+    return out

@@ -13,12 +13,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 import pymc as pm
+import xarray as xr
 
 from bayesmeta.builders.regression import _row, add_random_effects, study_labels
 from bayesmeta.errors import InputError
 from bayesmeta.priors import Prior
 
-__all__ = ["build_normal", "effect_arrays"]
+__all__ = ["build_normal", "effect_arrays", "replicate_effects"]
 
 
 def effect_arrays(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -75,3 +76,10 @@ def build_normal(
                                    subgroup_tau=subgroup_tau)
         pm.Normal("y", mu=theta, sigma=pm.math.sqrt(vi_data), observed=yi, dims="study")
     return model
+
+
+def replicate_effects(tree: xr.DataTree, rng: np.random.Generator) -> dict[str, xr.DataArray]:
+    """Posterior predictive ``y ~ N(theta, vi)``, one replicate per draw."""
+    theta = tree["posterior"]["theta"].transpose("chain", "draw", "study")
+    sd = np.sqrt(tree["constant_data"]["vi"].values)
+    return {"y": theta.copy(data=theta.values + sd * rng.standard_normal(theta.shape))}
