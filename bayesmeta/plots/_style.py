@@ -16,6 +16,8 @@ import matplotlib as mpl
 import numpy as np
 from matplotlib.figure import Figure
 
+from bayesmeta.effects import get_measure
+
 __all__ = [
     "COLORS",
     "EffectScale",
@@ -62,18 +64,6 @@ def style() -> Iterator[None]:
     """Context in which figures are drawn with the package's rc settings."""
     with mpl.rc_context(_RC):
         yield
-
-
-# Measures whose analysis scale is the log of a ratio (MEASURES[code].scale == "log").
-# Kept here as the fallback for codes when bayesmeta.effects is not consulted.
-_AXIS_LABELS: dict[str, tuple[str, bool]] = {
-    "RR": ("Risk ratio", True),
-    "OR": ("Odds ratio", True),
-    "RD": ("Risk difference", False),
-    "SMD": ("Standardised mean difference", False),
-    "MD": ("Mean difference", False),
-    "GEN": ("Effect size", False),
-}
 
 
 @dataclass(frozen=True)
@@ -135,17 +125,17 @@ def _plain_number(x: float, _pos: int | None = None) -> str:
 
 
 def effect_scale(measure: str | None = None, *, label: str | None = None, log: bool | None = None) -> EffectScale:
-    """Display scale of a measure code (``"RR"``, ``"SMD"``…).
+    """Display scale of a measure code (``"RR"``, ``"SMD"``…) from :data:`bayesmeta.effects.MEASURES`.
 
     Parameters
     ----------
     measure
         Measure code; ``None`` means a generic effect on the identity scale.
     label, log
-        Override the axis label or the log flag (for measures not listed).
+        Override the axis label or the log flag.
     """
-    default_label, default_log = _AXIS_LABELS.get((measure or "GEN").upper(), ("Effect size", False))
-    return EffectScale(label=label or default_label, log=default_log if log is None else log)
+    m = get_measure(measure or "GEN")
+    return EffectScale(label=label or m.label, log=(m.scale == "log") if log is None else log)
 
 
 def save_figure(fig: Figure, stem: str | Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
