@@ -197,7 +197,7 @@ def fit_model(yi: NDArray[np.float64], vi: NDArray[np.float64], X: NDArray[np.fl
     s2w = 1.0
     if rule.knha:
         rss = float(np.sum(w * (yi - X @ beta) ** 2))
-        s2w = 0.0 if rss <= np.finfo(float).eps else rss / (k - p)
+        s2w = 0.0 if rss <= np.finfo(float).eps or k == p else rss / (k - p)
         if rule.floor_at_one:
             s2w = max(1.0, s2w)
     vb = s2w * vb

@@ -171,9 +171,16 @@ def hat_projection(X: NDArray[np.float64], w: NDArray[np.float64]) -> NDArray[np
 
 def generalised_q(tau2: float, y: NDArray[np.float64], vi: NDArray[np.float64],
                   X: NDArray[np.float64]) -> float:
-    """The generalised Q-statistic ``y' P(tau²) y`` with weights ``1/(vi + tau²)``."""
-    p = hat_projection(X, 1.0 / (vi + tau2))
-    return float(y @ p @ y)
+    """The generalised Q-statistic ``y' P(tau²) y`` with weights ``1/(vi + tau²)``.
+
+    Computed as the weighted residual sum of squares of the least-squares fit (QR of
+    ``W^(1/2) X``), which equals ``y' P y`` without forming the k x k matrix ``P``.
+    """
+    sw = 1.0 / np.sqrt(vi + tau2)
+    q, _ = np.linalg.qr(sw[:, None] * X)
+    z = sw * y
+    resid = z - q @ (q.T @ z)
+    return float(resid @ resid)
 
 
 def r_mad(x: NDArray[np.float64]) -> float:
