@@ -84,7 +84,8 @@ def _moderator_frame(dataset: str, columns: list[str]) -> pd.DataFrame:
 
 
 def _metareg_id(rec: dict[str, Any]) -> str:
-    return f"{rec['dataset']}-{'+'.join(rec['moderators'])}-{rec['method']}-{rec['test']}"
+    formula = "+".join(rec["moderators"]) + ("" if rec["intercept"] else "-1")
+    return f"{rec['dataset']}-{formula}-{rec['method']}-{rec['test']}"
 
 
 @pytest.mark.parametrize("rec", PINS["metareg"], ids=_metareg_id)
@@ -92,7 +93,7 @@ def test_metaregression_matches_metafor(rec: dict[str, Any]) -> None:
     data = PINS["datasets"][rec["dataset"]]
     frame = _moderator_frame(rec["dataset"], rec["moderators"])
     res = _fit_quietly(data["yi"], data["vi"], mods=frame, moderators=rec["moderators"], method=rec["method"],
-                       test=rec["test"])
+                       test=rec["test"], intercept=rec["intercept"])
     assert isinstance(res, MetaRegressionResult)
     ref = rec["result"]
     # names: R's model.matrix names (intrcpt, allocrandom, grade_f2, designcohort ...)

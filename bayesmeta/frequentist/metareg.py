@@ -48,18 +48,24 @@ def _label(level: Any) -> str:
     return str(level)
 
 
-def factor_dummies(values: Any, name: str) -> tuple[NDArray[np.float64], list[str]]:
-    """Treatment dummies of a categorical variable (first level = reference), R-style names."""
+def factor_dummies(values: Any, name: str, *, full: bool = False) -> tuple[NDArray[np.float64], list[str]]:
+    """Treatment dummies of a categorical variable (first level = reference), R-style names.
+
+    With ``full=True`` every level gets an indicator (R's coding of the first factor of a model
+    without intercept).
+    """
     arr = np.asarray(values, dtype=object)
     if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in arr.tolist()):
         raise InputError(f"moderator '{name}' has missing values", column=name)
     levels = factor_levels(values)
-    cols = [(arr == level).astype(float) for level in levels[1:]]
+    coded = levels if full else levels[1:]
+    cols = [(arr == level).astype(float) for level in coded]
     X = np.column_stack(cols) if cols else np.empty((arr.size, 0))
-    return X, [f"{name}{_label(level)}" for level in levels[1:]]
+    return X, [f"{name}{_label(level)}" for level in coded]
 
 
-def design_matrix(frame: Any, columns: Sequence[str]) -> tuple[NDArray[np.float64], list[str]]:
+def design_matrix(frame: Any, columns: Sequence[str], *,
+                  intercept: bool = True) -> tuple[NDArray[np.float64], list[str]]:
     """Moderator columns of a data frame → design matrix (no intercept column) and column names.
 
     Parameters
@@ -68,15 +74,20 @@ def design_matrix(frame: Any, columns: Sequence[str]) -> tuple[NDArray[np.float6
         A pandas DataFrame (anything indexable by column name with array-like columns).
     columns
         Moderator columns, in model order.
+    intercept
+        Whether the model has an intercept. Without one, the first categorical column gets an
+        indicator for every level, as in R (``~ g - 1`` gives one mean per level).
     """
     blocks: list[NDArray[np.float64]] = []
     names: list[str] = []
+    full_first = not intercept
     for column in columns:
         if column not in getattr(frame, "columns", ()):
             raise InputError(f"no moderator column '{column}'", column=column)
         values = frame[column]
         if _is_categorical(values):
-            X, cols = factor_dummies(values, column)
+            X, cols = factor_dummies(values, column, full=full_first)
+            full_first = False
         else:
             x = np.asarray(values, dtype=float)
             if not np.all(np.isfinite(x)):
@@ -88,7 +99,8 @@ def design_matrix(frame: Any, columns: Sequence[str]) -> tuple[NDArray[np.float6
     return (np.column_stack(blocks) if blocks else np.empty((k, 0))), names
 
 
-def as_design(mods: Any, moderators: Sequence[str] | None, k: int) -> tuple[NDArray[np.float64], list[str]]:
+def as_design(mods: Any, moderators: Sequence[str] | None, k: int,
+              intercept: bool = True) -> tuple[NDArray[np.float64], list[str]]:
     """Normalise the ``mods`` argument of :func:`rma` to a float matrix with column names.
 
     ``mods`` is a data frame (its ``moderators`` columns, or all of them) or an array of shape
@@ -97,7 +109,7 @@ def as_design(mods: Any, moderators: Sequence[str] | None, k: int) -> tuple[NDAr
     """
     if hasattr(mods, "columns"):
         cols = list(mods.columns) if moderators is None else list(moderators)
-        X, names = design_matrix(mods, cols)
+        X, names = design_matrix(mods, cols, intercept=intercept)
     else:
         if moderators is not None:
             raise InputError("'moderators' selects columns of a data frame; mods is an array")

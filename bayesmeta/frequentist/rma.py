@@ -6,6 +6,12 @@ Knapp and Hartung's factor ``s² = Σ w (y - Xb)² / (k - p)`` (metafor's ``test
 factor is *not* truncated at 1; ``"adhoc"`` truncates it). Heterogeneity statistics, the
 Q-profile confidence interval of tau² (Viechtbauer 2007; metafor's ``confint``) and the
 prediction interval (metafor's ``predict``) follow metafor 3.8 exactly.
+
+One metafor 3.8 behaviour is reproduced on purpose and worth knowing: tau² and the residual
+heterogeneity statistic QE are computed from the *centred* outcomes ``yi - mean(yi)``. With an
+intercept (or any design whose columns span the constant, e.g. one dummy per subgroup) this
+changes nothing; for a model without intercept whose columns do not span the constant (e.g.
+``mods=x, intercept=False``) QE is not the weighted residual sum of squares of the fit.
 """
 
 from __future__ import annotations
@@ -343,7 +349,7 @@ def rma(
         fit = fit_model(y, v, np.ones((k, 1)), ["intrcpt"], intercept=True, method=method, test=test,
                         level=level, control=control)
         return _intercept_only_result(fit, y, v)
-    M, names = as_design(mods, moderators, k)
+    M, names = as_design(mods, moderators, k, intercept)
     if intercept:
         X, names = np.column_stack([np.ones(k), M]), ["intrcpt", *names]
     else:

@@ -277,14 +277,17 @@ mr_grid <- list(
   list("molloy_zcor", quote(~ meanage + quality), c("meanage", "quality"), "REML", "knha"),
   list("molloy_zcor", quote(~ design), c("design"), "HE", "z"),
   list("hackshaw", quote(~ design + year), c("design", "year"), "DL", "knha"),
-  list("konstantopoulos", quote(~ year), c("year"), "REML", "z")
+  list("konstantopoulos", quote(~ year), c("year"), "REML", "z"),
+  # no intercept: metafor 3.8 estimates tau^2 and QE from the *centred* yi even then
+  list("bcg_rr", quote(~ ablat - 1), c("ablat"), "REML", "z", FALSE),
+  list("raudenbush", quote(~ tester - 1), c("tester"), "DL", "knha", FALSE)
 )
 for (g in mr_grid) {
   e <- env_for(g[[1]])
   cl <- bquote(rma(yi, vi, mods = .(g[[2]]), data = dat, method = .(g[[4]]), test = .(g[[5]])))
   res <- run(cl, e)
   add("metareg", list(dataset = g[[1]], moderators = arr(g[[3]]), method = g[[4]], test = g[[5]],
-                      call = call_text(cl), result = summ_metareg(res)))
+                      intercept = length(g) < 6L || g[[6]], call = call_text(cl), result = summ_metareg(res)))
 }
 
 # ---------------------------------------------------------------------------------------------
