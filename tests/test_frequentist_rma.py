@@ -66,10 +66,10 @@ def test_pins_record_metafor_version_and_calls() -> None:
     assert methods == {"DL", "REML", "ML", "PM", "SJ", "HE", "EB", "FE"}
 
 
-@pytest.mark.parametrize("rec", PINS["rma"], ids=lambda r: f"{r['dataset']}-{r['method']}-{r['test']}")
+@pytest.mark.parametrize("rec", PINS["rma"], ids=lambda r: f"{r['dataset']}-{r['method']}-{r['test']}-{r['level']:g}")
 def test_rma_matches_metafor(rec: dict[str, Any]) -> None:
     data = PINS["datasets"][rec["dataset"]]
-    res = _fit_quietly(data["yi"], data["vi"], method=rec["method"], test=rec["test"])
+    res = _fit_quietly(data["yi"], data["vi"], method=rec["method"], test=rec["test"], level=rec["level"])
     assert isinstance(res, RMAResult)
     out = res.to_dict()
     for key, ref in rec["result"].items():

@@ -185,11 +185,14 @@ add <- function(section, entry) {
 methods <- c("DL", "REML", "ML", "PM", "SJ", "HE", "EB")
 for (name in names(specs)) {
   e <- env_for(name)
-  grid <- c(lapply(methods, function(m) c(m, "z")), lapply(methods, function(m) c(m, "knha")), list(c("FE", "z")))
+  grid <- c(lapply(methods, function(m) c(m, "z")), lapply(methods, function(m) c(m, "knha")), list(c("FE", "z")),
+            list(c("REML", "t"), c("DL", "adhoc"), c("PM", "knha", "90"), c("REML", "z", "99")))
   for (mt in grid) {
-    cl <- bquote(rma(yi, vi, data = dat, method = .(mt[1]), test = .(mt[2])))
+    cl <- if (length(mt) == 2L) bquote(rma(yi, vi, data = dat, method = .(mt[1]), test = .(mt[2])))
+          else bquote(rma(yi, vi, data = dat, method = .(mt[1]), test = .(mt[2]), level = .(as.numeric(mt[3]))))
     res <- run(cl, e)
-    add("rma", list(dataset = name, method = mt[1], test = mt[2], call = call_text(cl),
+    add("rma", list(dataset = name, method = mt[1], test = mt[2], level = if (length(mt) == 2L) 95 else as.numeric(mt[3]),
+                    call = call_text(cl),
                     confint_call = if (mt[1] != "FE") "confint(res)" else NULL,
                     predict_call = "predict(res)", result = summ_rma(res)))
   }
