@@ -135,9 +135,11 @@ def funnel_plot(
         ax.set_ylabel("Standard error")
         ax.axvline(scale.null, color="black", lw=0.6, zorder=1)
         line_handles, _ = ax.get_legend_handles_labels()
-        ax.legend(handles=line_handles + handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncols=2,
-                  frameon=False, fontsize=8.5, title="Shading: two-sided p of each study against no effect",
-                  title_fontsize=8.5)
+        lines_legend = ax.legend(handles=line_handles, loc="upper left", bbox_to_anchor=(-0.02, -0.13),
+                                 frameon=False, fontsize=8.5)
+        ax.add_artist(lines_legend)
+        ax.legend(handles=handles, loc="upper right", bbox_to_anchor=(1.02, -0.13), frameon=False, fontsize=8.5,
+                  title="Shading: two-sided p against no effect", title_fontsize=8.5)
         if title:
             ax.set_title(title)
         fig.tight_layout()

@@ -74,7 +74,17 @@ def _panel(ax, draws: np.ndarray, *, name: str, xlabel: str, scale: EffectScale 
         grid = scale.show(grid)
         ax.set_xscale("log")
     else:
-        grid, dens = kde(draws, lower=lower, upper=upper)
+        # Reflect only at a bound the draws come near; otherwise the grid would span the whole support.
+        span = float(np.ptp(draws))
+        near_lo = lower is not None and np.min(draws) - lower < 0.5 * span
+        near_hi = upper is not None and upper - np.max(draws) < 0.5 * span
+        grid, dens = kde(draws, lower=lower if near_lo else None, upper=upper if near_hi else None)
+        if lower is not None:
+            keep = grid >= lower
+            grid, dens = grid[keep], dens[keep]
+        if upper is not None:
+            keep = grid <= upper
+            grid, dens = grid[keep], dens[keep]
     lo, med, hi = np.quantile(shown, [(1 - level) / 2, 0.5, (1 + level) / 2])
     ax.plot(grid, dens, color=COLORS["posterior"], lw=1.5)
     inside = (grid >= lo) & (grid <= hi)
