@@ -111,9 +111,11 @@ for (name in names(specs)) {
   src <- eval(src_call)
   es_call <- do.call(substitute, list(s$es, list(src = src_call)))
   dat <- eval(es_call)
+  k_all <- nrow(dat)
   dat <- dat[!is.na(dat$yi) & !is.na(dat$vi), ]
   rownames(dat) <- NULL
-  entry <- list(call = call_text(es_call), k = nrow(dat), yi = arr(dat$yi), vi = arr(dat$vi))
+  entry <- list(call = call_text(es_call), then = "dat <- dat[!is.na(dat$yi) & !is.na(dat$vi), ]",
+                k_dropped = k_all - nrow(dat), k = nrow(dat), yi = arr(dat$yi), vi = arr(dat$vi))
   if (!is.null(s$counts)) {
     cn <- s$counts
     cnt <- lapply(cn, function(col) dat[[col]])
