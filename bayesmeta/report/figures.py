@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,10 +52,6 @@ def png_data_uri(fig: Figure, dpi: int = PNG_DPI) -> str:
     with _style.style():
         fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None})
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _forest(run: RunDir) -> tuple[list[Figure], str]:
@@ -125,18 +120,24 @@ def _is_mcmc(run: RunDir) -> bool:
     return run.summary.get("engine") == "mcmc" and post.sizes.get("chain", 1) > 1
 
 
-#: (title, builder, applies-to-run) in report order.
-FIGURES: tuple[tuple[str, Callable[[RunDir], tuple[list[Figure], str]], Callable[[RunDir], bool]], ...] = (
-    ("Posterior forest plot", _forest, lambda r: True),
-    ("Posterior densities of μ, τ and I²", _densities, lambda r: "mu" in r.tree["posterior"]
-     and r.tree["posterior"]["mu"].ndim == 2),
-    ("Prior and posterior of τ", _prior_tau, lambda r: bool((r.settings.get("priors") or {}).get("tau")
-                                                          or r.spec.get("priors", {}).get("tau"))),
-    ("Contour-enhanced funnel plot", _funnel, lambda r: int(np.isfinite(r.data["yi"]).sum()) >= 3),
-    ("Leave-one-out", _loo, lambda r: r.leave1out is not None),
-    ("Prior sensitivity", _sensitivity, lambda r: r.sensitivity is not None),
-    ("MCMC rank plot", _rank, _is_mcmc),
-    ("MCMC trace plot", _trace, _is_mcmc),
+def _has_scalar_mu(run: RunDir) -> bool:
+    return "mu" in run.tree["posterior"] and set(run.tree["posterior"]["mu"].dims) <= {"chain", "draw"}
+
+
+def _has_tau_prior(run: RunDir) -> bool:
+    return bool((run.settings.get("priors") or {}).get("tau") or run.spec.get("priors", {}).get("tau"))
+
+
+#: (anchor, title, builder, applies-to-run) in report order.
+FIGURES: tuple[tuple[str, str, Callable[[RunDir], tuple[list[Figure], str]], Callable[[RunDir], bool]], ...] = (
+    ("forest", "Posterior forest plot", _forest, lambda r: True),
+    ("densities", "Posterior densities of μ, τ and I²", _densities, _has_scalar_mu),
+    ("prior-tau", "Prior and posterior of τ", _prior_tau, _has_tau_prior),
+    ("funnel", "Contour-enhanced funnel plot", _funnel, lambda r: int(np.isfinite(r.data["yi"]).sum()) >= 3),
+    ("leave-one-out", "Leave-one-out", _loo, lambda r: r.leave1out is not None),
+    ("sensitivity", "Prior sensitivity", _sensitivity, lambda r: r.sensitivity is not None),
+    ("rank", "MCMC rank plot", _rank, _is_mcmc),
+    ("trace", "MCMC trace plot", _trace, _is_mcmc),
 )
 
 
@@ -153,11 +154,11 @@ def run_figures(run: RunDir, *, prefix: str = "", save_dir: Path | None = None) 
         When given, also save each page as PNG and SVG there (``<id>[-<page>].png/.svg``).
     """
     out = []
-    for title, build, applies in FIGURES:
+    for anchor, title, build, applies in FIGURES:
         if not applies(run):
             continue
         figs, caption = build(run)
-        fid = f"{prefix}{_slug(title)}"
+        fid = f"{prefix}{anchor}"
         if save_dir is not None:
             for p, fig in enumerate(figs, start=1):
                 _style.save_figure(fig, Path(save_dir) / (fid if len(figs) == 1 else f"{fid}-{p}"))
