@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytest
+import xarray as xr
 from scipy import special, stats
 
 from bayesmeta.builders import build_model, get_family
-from bayesmeta.builders.selection import _stepfun_random, omega_alpha
+from bayesmeta.builders.selection import _stepfun_random, omega_alpha, replicate_selection
 from bayesmeta.errors import SpecError
 from bayesmeta.frequentist.selection import WeightFunction, parse_weight_function, selection_loglik
 from bayesmeta.priors import parse_prior
@@ -156,19 +157,10 @@ def test_omega_prior_is_robmas_cumulative_dirichlet() -> None:
         assert stats.kstest(draws[:, j], beta.cdf).pvalue > 1e-3
 
 
-def test_weighted_normal_draws(rng: np.random.Generator) -> None:
-    """Posterior-predictive draws follow the weighted normal (KS against its exact CDF)."""
-    wf = WeightFunction("two-sided", (0.05, 0.10))
-    vi = np.array([0.04])
-    thr = wf.thresholds(vi)[0]
-    omega = np.array([1.0, 0.5, 0.1])
-    w_int = omega[list(wf.interval_omega)]
-    mean, sd = 0.05, math.sqrt(0.04 + 0.01)
-    draws = _stepfun_random(wf.sign)(mean, sd, w_int, thr, rng=rng, size=(40_000,))
-    edges = np.concatenate([[np.inf], thr, [-np.inf]])
+def _weighted_normal_cdf(mean: float, sd: float, w_int: np.ndarray, edges: np.ndarray):
+    """CDF of N(mean, sd) weighted by w_int on the intervals between decreasing ``edges``."""
     mass = np.array([stats.norm.cdf(edges[j], mean, sd) - stats.norm.cdf(edges[j + 1], mean, sd)
                      for j in range(len(w_int))]) * w_int
-    total = mass.sum()
 
     def cdf(x: np.ndarray) -> np.ndarray:
         x = np.atleast_1d(x)
@@ -176,9 +168,54 @@ def test_weighted_normal_draws(rng: np.random.Generator) -> None:
         for j in range(len(w_int)):
             lo, hi = edges[j + 1], edges[j]
             out += w_int[j] * (stats.norm.cdf(np.clip(x, lo, hi), mean, sd) - stats.norm.cdf(lo, mean, sd))
-        return out / total
+        return out / mass.sum()
 
-    assert stats.kstest(draws, cdf).pvalue > 1e-3
+    return cdf
+
+
+def test_weighted_normal_draws(rng: np.random.Generator) -> None:
+    """Draws of the weighted normal follow its exact CDF (KS), two-sided and negative one-sided."""
+    for wf in (WeightFunction("two-sided", (0.05, 0.10)), WeightFunction("one-sided", (0.025, 0.5), "negative")):
+        vi = np.array([0.04])
+        thr = wf.thresholds(vi)[0]
+        omega = np.array([1.0, 0.5, 0.1])
+        w_int = omega[list(wf.interval_omega)]
+        mean, sd = -0.05, math.sqrt(0.04 + 0.01)
+        draws = _stepfun_random(wf.sign)(mean, sd, w_int, thr, rng=rng, size=(40_000,))
+        edges = np.concatenate([[np.inf], thr, [-np.inf]])
+        cdf = _weighted_normal_cdf(wf.sign * mean, sd, w_int, edges)
+        assert stats.kstest(wf.sign * draws, cdf).pvalue > 1e-3
+
+
+def test_posterior_predictive_replicates(rng: np.random.Generator) -> None:
+    """replicate_selection reads a fitted tree: y given theta is N(theta, v) weighted by omega."""
+    wf = WeightFunction("one-sided", (0.025, 0.5))
+    vi = np.array([0.04, 0.09])
+    n = 20_000
+    omega = np.array([1.0, 0.4, 0.1])
+    theta = np.array([0.1, -0.2])
+    post = xr.Dataset({
+        "theta": (("chain", "draw", "study"), np.broadcast_to(theta, (1, n, 2)).copy()),
+        "omega": (("chain", "draw", "p_interval"), np.broadcast_to(omega, (1, n, 3)).copy()),
+    })
+    const = xr.Dataset({
+        "vi": ("study", vi), "omega_interval": ("one_sided_interval", np.array(wf.interval_omega)),
+        "y_thresholds": (("study", "cutpoint"), wf.thresholds(vi)), "selection_sign": ((), 1.0),
+    })
+    tree = xr.DataTree.from_dict({"posterior": post, "constant_data": const})
+    y = replicate_selection(tree, rng)["y"]
+    assert y.dims == ("chain", "draw", "study") and y.shape == (1, n, 2)
+    for i in range(2):
+        edges = np.concatenate([[np.inf], wf.thresholds(vi)[i], [-np.inf]])
+        cdf = _weighted_normal_cdf(theta[i], math.sqrt(vi[i]), omega[list(wf.interval_omega)], edges)
+        assert stats.kstest(y.values[0, :, i], cdf).pvalue > 1e-3
+    # PET: theta + slope * se + N(0, v)
+    post_pet = xr.Dataset({"theta": post["theta"], "pet": (("chain", "draw"), np.full((1, n), 0.5))})
+    tree = xr.DataTree.from_dict({"posterior": post_pet,
+                                  "constant_data": xr.Dataset({"vi": ("study", vi), "pet_x": ("study", np.sqrt(vi))})})
+    y = replicate_selection(tree, rng)["y"].values[0]
+    for i in range(2):
+        assert stats.kstest(y[:, i], stats.norm(theta[i] + 0.5 * math.sqrt(vi[i]), math.sqrt(vi[i])).cdf).pvalue > 1e-3
 
 
 def test_registry_and_errors() -> None:
@@ -206,9 +243,9 @@ def _grid_posterior_3psm(yi: np.ndarray, vi: np.ndarray) -> dict[str, tuple[floa
     """Posterior means and SDs of (mu, tau, omega_2) for the 3PSM (one-sided 0.025) with priors
     N(0, 1), half-normal(0.5), omega_2 ~ U(0, 1) (= cumulative Dirichlet(1, 1)) by quadrature on a
     fine 3-D grid; written from the formulas, independently of the package."""
-    mu = np.linspace(-1.0, 1.0, 321)
-    tau = np.linspace(1e-6, 1.2, 241)
-    w = np.linspace(1e-6, 1.0, 201)
+    mu = np.linspace(-1.0, 1.0, 201)
+    tau = np.linspace(1e-6, 1.2, 161)
+    w = np.linspace(1e-6, 1.0, 121)
     M, T, W = np.meshgrid(mu, tau, w, indexing="ij")
     logpost = stats.norm.logpdf(M, 0, 1) + stats.halfnorm.logpdf(T, scale=0.5)
     crit = np.sqrt(vi) * stats.norm.isf(0.025)
@@ -233,16 +270,19 @@ def _grid_posterior_3psm(yi: np.ndarray, vi: np.ndarray) -> dict[str, tuple[floa
 
 @pytest.mark.slow
 def test_nuts_equals_quadrature_3psm() -> None:
+    """End to end through bayesmeta.inference.fit_data (nutpie): the 3PSM posterior of mu, tau
+    and the weight equals the quadrature within Monte Carlo error; LOO and replicates exist."""
     import arviz_stats
-    import nutpie
+
+    from bayesmeta.inference import SamplingSettings, fit_data
 
     data = _frame("baskerville_3psm__tight")
     yi, vi = data["yi"].to_numpy(), data["vi"].to_numpy()
     exact = _grid_posterior_3psm(yi, vi)
-    model = build_model(data, family="selection", priors=PRIORS, bias="stepfun(0.025)")
-    trace = nutpie.sample(nutpie.compile_pymc_model(model), chains=2, draws=2000, tune=1000, seed=11,
-                          progress_bar=False)
-    post = trace.posterior
+    res = fit_data(data, priors={"mu": "normal(0, 1)", "tau": "halfnormal(0.5)"}, bias="stepfun(0.025)",
+                   sampling=SamplingSettings(chains=2, draws=2000, tune=1000, seed=11), diagnostics=False)
+    tree = res.tree
+    post = tree["posterior"]
     for name, values in (("mu", post["mu"]), ("tau", post["tau"]), ("omega", post["omega"].isel(p_interval=1))):
         mean = float(values.mean())
         mcse = float(arviz_stats.mcse(values.to_dataset(name="x"))["x"])
@@ -250,3 +290,5 @@ def test_nuts_equals_quadrature_3psm() -> None:
         assert abs(mean - exact[name][0]) < 4.0 * mcse, (name, mean, exact[name], mcse)
         # SD: relative MC error of an SD estimate from ~ESS draws is ~1/sqrt(2 ESS); 10% is > 4 of those
         assert sd == pytest.approx(exact[name][1], rel=0.1), (name, sd, exact[name])
+    assert tree["log_likelihood"]["y"].shape[-1] == len(data)
+    assert np.isfinite(tree["posterior_predictive"]["y"].values).all()

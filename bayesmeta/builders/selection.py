@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 from scipy import special, stats
 
 from bayesmeta.builders import register_family
@@ -57,6 +58,7 @@ __all__ = [
     "build_selection",
     "build_stepfun",
     "omega_alpha",
+    "replicate_selection",
     "stepfun_logp",
 ]
 
@@ -167,7 +169,10 @@ def _stepfun_random(sign: float) -> Callable[..., np.ndarray]:
     """Exact draws from the weighted normal: pick an interval, then a truncated normal in it."""
 
     def random(mean, sd, w_int, thr, rng=None, size=None):
-        shape = size if size is not None else np.broadcast_shapes(np.shape(mean), np.shape(sd), np.shape(thr)[:-1])
+        if size is None:
+            shape = np.broadcast_shapes(np.shape(mean), np.shape(sd), np.shape(thr)[:-1], np.shape(w_int)[:-1])
+        else:
+            shape = tuple(int(n) for n in np.atleast_1d(size))
         mean = np.broadcast_to(sign * np.asarray(mean), shape)
         sd = np.broadcast_to(np.asarray(sd), shape)
         thr = np.broadcast_to(thr, (*shape, np.shape(thr)[-1]))
@@ -181,8 +186,8 @@ def _stepfun_random(sign: float) -> Callable[..., np.ndarray]:
         hi = np.take_along_axis(edges, pick[..., None], -1)[..., 0]
         lo = np.take_along_axis(edges, pick[..., None] + 1, -1)[..., 0]
         a, b = (lo - mean) / sd, (hi - mean) / sd
-        draws = stats.truncnorm.rvs(a, b, loc=mean, scale=sd, random_state=rng)
-        return sign * np.asarray(draws)
+        draws = stats.truncnorm.rvs(a, b, loc=mean, scale=sd, size=shape, random_state=rng)
+        return sign * np.asarray(draws).reshape(shape)
 
     return random
 
@@ -251,7 +256,9 @@ def build_stepfun(
     yi, vi = effect_arrays(data)
     alpha = omega_alpha(priors.get("omega"), wf.n_omega)
     thr = wf.thresholds(vi)
-    coords = {"study": study_labels(data), "p_interval": list(wf.labels), "cutpoint": list(wf.cutpoints)}
+    edges = (0.0, *wf.cutpoints, 1.0)
+    coords = {"study": study_labels(data), "p_interval": list(wf.labels), "cutpoint": list(wf.cutpoints),
+              "one_sided_interval": [f"p ({edges[j]:.10g}, {edges[j + 1]:.10g}]" for j in range(len(edges) - 1)]}
     with pm.Model(coords=coords) as model:
         yi_data = pm.Data("yi", yi, dims="study")
         vi_data = pm.Data("vi", vi, dims="study")
@@ -261,7 +268,9 @@ def build_stepfun(
         reverse_cumsum = pt.cumsum(eta[::-1])[::-1]
         omega = pm.Deterministic("omega", pt.concatenate([pt.ones(1), reverse_cumsum[1:]]),
                                  dims="p_interval")
-        w_int = omega[np.asarray(wf.interval_omega)]
+        index = pm.Data("omega_interval", np.asarray(wf.interval_omega), dims="one_sided_interval")
+        pm.Data("selection_sign", wf.sign)
+        w_int = omega[index]
         sd = pt.sqrt(vi_data + tau_i**2)
         pm.CustomDist(
             "y", mean, sd, w_int, pm.Data("y_thresholds", thr, dims=("study", "cutpoint")),
@@ -285,7 +294,9 @@ def _build_slope(kind: str, bias_term: Callable[[np.ndarray], np.ndarray]) -> Ca
         subgroup_tau: str = "separate",
     ) -> pm.Model:
         yi, vi = effect_arrays(data)
-        slope_prior = priors.get(kind) or parse_prior(DEFAULT_SLOPE_PRIORS[kind])
+        slope_prior = priors.get(kind) or DEFAULT_SLOPE_PRIORS[kind]
+        if isinstance(slope_prior, str):
+            slope_prior = parse_prior(slope_prior, target="scale")
         with pm.Model(coords={"study": study_labels(data)}) as model:
             yi_data = pm.Data("yi", yi, dims="study")
             vi_data = pm.Data("vi", vi, dims="study")
@@ -320,8 +331,30 @@ def _weight_function(bias: WeightFunction | str) -> WeightFunction:
         raise SpecError(str(err), key="model.bias") from None
 
 
+def replicate_selection(tree: xr.DataTree, rng: np.random.Generator) -> dict[str, xr.DataArray]:
+    """Posterior-predictive ``y`` of a study given its ``theta``, one replicate per draw.
+
+    Selection models: ``y ~ N(theta_i, v_i)`` weighted by ``omega`` (drawn exactly: interval,
+    then truncated normal). PET/PEESE: ``y ~ N(theta_i + slope * x_i, v_i)``.
+    """
+    post, const = tree["posterior"], tree["constant_data"]
+    theta = post["theta"].transpose("chain", "draw", "study")
+    sd = np.sqrt(const["vi"].values)
+    if "omega" in post:
+        omega = post["omega"].transpose("chain", "draw", "p_interval").values
+        w_int = omega[..., const["omega_interval"].values][:, :, None, :]
+        draws = _stepfun_random(float(const["selection_sign"].values))(
+            theta.values, sd, w_int, const["y_thresholds"].values, rng=rng, size=theta.shape)
+    else:
+        kind = next(k for k in BIAS_MODELS if k in post)
+        bias = post[kind].transpose("chain", "draw").values[..., None] * const[f"{kind}_x"].values
+        draws = theta.values + bias + sd * rng.standard_normal(theta.shape)
+    return {"y": theta.copy(data=draws)}
+
+
 @register_family("selection", observed=("y",), priors=("mu", "tau"),
-                 description="publication-bias models: step-function selection (RoBMA weights), PET, PEESE")
+                 description="publication-bias models: step-function selection (RoBMA weights), PET, PEESE",
+                 posterior_predictive=replicate_selection)
 def build_selection(
     data: pd.DataFrame,
     *,

@@ -24,6 +24,7 @@ from bayesmeta.frequentist.results import (
     TrimfillResult,
 )
 from bayesmeta.frequentist.rma import TESTS, rma
+from bayesmeta.frequentist.selection import selmodel
 from bayesmeta.frequentist.subgroups import subgroup_analysis
 from bayesmeta.frequentist.tau2 import TAU2_ESTIMATORS, ConvergenceError, Tau2Control
 

@@ -37,6 +37,7 @@ __all__ = [
     "ROBMA_WEIGHT_FUNCTIONS",
     "SelectionResult",
     "WeightFunction",
+    "parse_steps",
     "parse_weight_function",
     "selection_loglik",
     "selmodel",
@@ -199,6 +200,14 @@ def parse_weight_function(text: str) -> WeightFunction:
     if side == "two-sided" and m["dir"]:
         raise ValueError(f"{text!r}: a two-sided weight function has no direction")
     return WeightFunction(side, tuple(sorted(set(steps))), m["dir"] or "positive")
+
+
+def parse_steps(text: str) -> WeightFunction:
+    """Weight function of a ``selection = "..."`` text, for ``selmodel(steps=...)``.
+
+    Same as :func:`parse_weight_function` (kept under this name for ``bayesmeta.reference``).
+    """
+    return parse_weight_function(text)
 
 
 # ---------------------------------------------------------------------------------------------
