@@ -162,7 +162,7 @@ def run_reference(
     extras: dict[str, Any] = {}
     if leave_one_out:
         extras["leave1out"] = fq.leave1out(yi, vi, method=ref.method, test=ref.test, level=ref.level)
-    if bias:
+    if bias and len(yi) >= 3:  # Egger's regression needs a residual degree of freedom
         extras["regtest"] = fq.regtest(yi, vi, method=ref.method)
         extras["trimfill"] = fq.trimfill(yi, vi, method=ref.method)
     if selection:

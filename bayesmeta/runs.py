@@ -7,6 +7,7 @@ one back. The CLI only parses options and prints.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,8 @@ class FitRun:
         }
 
 
-def fit_spec(spec: Spec, *, progress: Progress | None = None, strict_data: bool = False) -> FitRun:
+def fit_spec(spec: Spec, *, progress: Progress | None = None, strict_data: bool = False,
+             extras: bool = True) -> FitRun:
     """Fit the spec's Bayesian model and its frequentist reference, and compare them.
 
     Parameters
@@ -80,8 +82,11 @@ def fit_spec(spec: Spec, *, progress: Progress | None = None, strict_data: bool 
         Optional callback receiving :class:`bayesmeta.inference.ProgressEvent`.
     strict_data
         Rows left out of the data become errors.
+    extras
+        Also run leave-one-out, Egger's test and trim-and-fill for the reference (cheap;
+        the report plots them).
     """
-    reference = run_reference(spec, strict=strict_data)
+    reference = run_reference(spec, strict=strict_data, leave_one_out=extras, bias=extras)
     result = fit(spec, progress=progress)
     scale = get_measure(spec.effect.measure).scale
     published = None if spec.published is None else spec.published.model_dump()
@@ -98,8 +103,19 @@ def _data_frame(run: FitRun) -> Any:
     return data[keep + moderators]
 
 
-def save_run(run: FitRun, out: str | Path) -> Path:
-    """Write the run directory ``out`` all at once (nothing is left behind if writing fails)."""
+def save_run(run: FitRun, out: str | Path,
+             extra: Mapping[str, Callable[[Path], None]] | None = None) -> Path:
+    """Write the run directory ``out`` all at once (nothing is left behind if writing fails).
+
+    Parameters
+    ----------
+    run
+        The fit to save.
+    out
+        The run directory.
+    extra
+        More files for the same directory (name → writer), e.g. ``sensitivity.csv``.
+    """
     tree = run.fit.tree
 
     def write_tree(path: Path) -> None:
@@ -116,4 +132,4 @@ def save_run(run: FitRun, out: str | Path) -> Path:
                                                   "seed": run.spec.sampling.seed,
                                                   "spec_file": str(run.spec.source or "")}),
     }
-    return write_atomically(Path(out), writers)
+    return write_atomically(Path(out), {**writers, **(extra or {})})
