@@ -10,6 +10,8 @@ in the test from those inputs (quantiles of the draws, exp of the CI bounds...).
 from __future__ import annotations
 
 import itertools
+import json
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -316,6 +318,72 @@ def test_forest_200_studies_paged_and_readable():
 def test_forest_rejects_missing_columns():
     with pytest.raises(InputError, match="vi"):
         forest_plot(pd.DataFrame({"label": ["a"], "yi": [0.1]}))
+
+
+# --------------------------------------------------------------------------- reference case: BCG vs metafor
+
+RMA_PINS = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())
+
+
+def _pin(section: str, dataset: str, method: str) -> dict:
+    return next(e["result"] for e in RMA_PINS[section] if e["dataset"] == dataset and e["method"] == method
+                and e.get("test", "z") == "z")
+
+
+@pytest.fixture(scope="module")
+def bcg_case() -> tuple[pd.DataFrame, xr.DataTree, dict]:
+    from bayesmeta.frequentist import rma
+    from bayesmeta.inference import fit
+    from bayesmeta.spec import load_data, load_spec
+
+    spec = load_spec(Path(__file__).parents[1] / "models" / "bcg.toml")
+    data = load_data(spec)
+    freq = rma(data["yi"], data["vi"], method="REML").to_dict()
+    return data, fit(spec, engine="exact").tree, freq
+
+
+def test_forest_bcg_reproduces_metafor(bcg_case):
+    data, tree, freq = bcg_case
+    pin = _pin("rma", "bcg_rr", "REML")
+    esc = RMA_PINS["datasets"]["bcg_rr"]
+    fig = forest_plot(data, tree, measure="RR", frequentist=freq, subgroup="alloc")
+    strings = assert_legible(fig)
+    for yi, vi, w in zip(esc["yi"], esc["vi"], pin["weights"], strict=True):
+        lo, hi = np.exp(yi - Z975 * np.sqrt(vi)), np.exp(yi + Z975 * np.sqrt(vi))
+        assert f"{np.exp(yi):.2f} [{lo:.2f}, {hi:.2f}]" in strings  # escalc(measure = "RR") of metafor
+        assert f"{w:.1f}" in strings  # metafor weights(rma(..., method = "REML"))
+    e = np.exp([pin["estimate"], pin["ci_low"], pin["ci_high"]])
+    assert f"{e[0]:.2f} [{e[1]:.2f}, {e[2]:.2f}]" == "0.49 [0.34, 0.70]"  # Colditz et al. 1994 as printed
+    assert f"{e[0]:.2f} [{e[1]:.2f}, {e[2]:.2f}]" in strings
+    assert f"[{np.exp(pin['pi_low']):.2f}, {np.exp(pin['pi_high']):.2f}]" in strings
+    assert any(f"frequentist τ² = {pin['tau2']:.3f}, I² = {pin['i2']:.0f}%" in s for s in strings)
+    assert {"random", "alternate", "systematic", "Aronson 1948", "4/123", "11/139"} <= set(strings)
+
+
+def test_leave_one_out_bcg_matches_metafor(bcg_case):
+    from bayesmeta.frequentist import leave1out
+
+    data, _, freq = bcg_case
+    l1o = pd.DataFrame(leave1out(data["yi"], data["vi"], method="REML", labels=list(data["label"])).to_dict()["rows"])
+    fig = leave_one_out_plot(l1o, measure="RR", overall=freq)
+    squares = next(line for line in fig.axes[0].lines if line.get_marker() == "s")
+    np.testing.assert_allclose(squares.get_xdata(), np.exp(_pin("leave1out", "bcg_rr", "REML")["estimate"]),
+                               rtol=1e-6)  # root-finder tolerance of REML refits
+    assert_legible(fig)
+
+
+def test_posterior_densities_bcg_marks_metafor_and_paper(bcg_case):
+    data, tree, freq = bcg_case
+    pin = _pin("rma", "bcg_rr", "REML")
+    fig = posterior_densities(tree, measure="RR", frequentist=freq,
+                              published={"estimate": 0.49, "scale": "ratio"})  # Colditz et al. 1994
+    ax_mu, ax_tau, _ = fig.axes
+    marks = sorted(float(line.get_xdata()[0]) for line in ax_mu.lines[1:])
+    np.testing.assert_allclose(marks, sorted([np.median(np.exp(tree["posterior"]["mu"].values)),
+                                              np.exp(pin["estimate"]), 0.49]), rtol=1e-6)
+    tau_marks = [float(line.get_xdata()[0]) for line in ax_tau.lines[1:]]
+    assert np.isclose(tau_marks, np.sqrt(pin["tau2"]), rtol=1e-6).any()
+    assert_legible(fig)
 
 
 # --------------------------------------------------------------------------- funnel plot
