@@ -174,10 +174,10 @@ class ExactNormalNormal:
         dens = np.exp(ls - peak)
         cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(us))])
         cdf /= cdf[-1] if cdf[-1] > 0 else 1.0
-        probs = np.concatenate([[1e-12, 1e-9, 1e-6, 1e-4], np.linspace(0.001, 0.999, 41),
-                                [1 - 1e-4, 1 - 1e-6, 1 - 1e-9, 1 - 1e-12]])
+        probs = np.concatenate([[1e-12, 1e-8, 1e-5, 1e-3], np.linspace(0.02, 0.98, 13),
+                                [1 - 1e-3, 1 - 1e-5, 1 - 1e-8, 1 - 1e-12]])
         q_edges = np.interp(probs, cdf, us)
-        edges = np.unique(np.concatenate([np.linspace(a, b, 33), q_edges, [a, b]]))
+        edges = np.unique(np.concatenate([np.linspace(a, b, 9), q_edges, [a, b]]))
         edges = edges[(edges >= a) & (edges <= b)]
         return edges, peak, upper_open
 
