@@ -441,3 +441,25 @@ def test_draws_follow_the_exact_marginals(schools_posteriors):
         assert abs(draws.mean() - dist.mean) < 4.5 * dist.sd / math.sqrt(n), name
     theta_a = pst["theta"].sel(study="A").values.ravel()
     assert stats.kstest(theta_a, post.theta("A").cdf).pvalue > 1e-3
+
+
+def test_tail_correction_of_heavy_tailed_moments():
+    # k = 4, flat mu, uniform tau: p(tau|y) ~ tau^-3, so E[tau] is finite (a large share of it
+    # from far beyond the bulk) and E[tau²] diverges. Reference: 1-D quadrature of the
+    # restricted likelihood Π(v+τ²)^-1/2 (Σw)^-1/2 exp(-Σw(y-ȳ_w)²/2), coded here.
+    from scipy import integrate
+
+    y, v = np.array([0.3, -0.1, 0.5, 0.2]), np.array([0.04, 0.02, 0.09, 0.05])
+
+    def restricted(t):
+        w = 1.0 / (v + t * t)
+        ybar = (w * y).sum() / w.sum()
+        return math.exp(-0.5 * np.log(v + t * t).sum() - 0.5 * math.log(w.sum())
+                        - 0.5 * (w * (y - ybar) ** 2).sum())
+
+    z = integrate.quad(restricted, 0, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0]
+    e1 = integrate.quad(lambda t: t * restricted(t), 0, np.inf, epsabs=0, epsrel=1e-12, limit=500)[0] / z
+    post = ExactNormalNormal(y, v, tau_prior="uniform(0, inf)", mu_prior="flat").fit()
+    assert post.tau.mean == pytest.approx(e1, rel=1e-8)
+    assert math.isinf(post.tau.sd) and math.isinf(post.tau2.mean)
+    assert post.log_marginal_likelihood is None
