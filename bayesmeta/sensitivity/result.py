@@ -8,7 +8,8 @@ Layout of :attr:`SensitivityResult.dataset`:
 * data variables along ``prior``: ``<q>_<stat>`` for ``q`` in :data:`QUANTITIES` and ``stat`` in
   :data:`STATS` (analysis scale; ``i2`` in percent), ``mu_natural_<stat>`` for the median and
   interval on the natural scale (``exp`` for ratio measures, identical otherwise), ``p_effect``
-  (posterior probability that mu exceeds the null), ``conclusion``, ``conclusion_changes``,
+  (posterior probability that mu exceeds the null), the MCMC diagnostics ``rhat_max``,
+  ``ess_bulk_min`` and ``divergences`` (NaN for exact rows), ``conclusion``, ``conclusion_changes``,
   ``primary`` (the spec's own priors), ``seed`` (MCMC seed, -1 for the exact engine),
   ``error`` (empty unless the fit failed) and ``seconds`` (wall time of the fit, not
   reproducible);
@@ -30,11 +31,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-__all__ = ["NATURAL_STATS", "QUANTITIES", "STATS", "SensitivityResult", "build_dataset"]
+__all__ = ["DIAGNOSTICS", "NATURAL_STATS", "QUANTITIES", "STATS", "SensitivityResult",
+           "build_dataset"]
 
 QUANTITIES = ("mu", "tau", "i2", "theta_new")
 STATS = ("median", "mean", "sd", "q025", "q975")
 NATURAL_STATS = ("median", "q025", "q975")
+#: Sampler diagnostics of MCMC rows (NaN for the exact engine): max R-hat and min bulk ESS of
+#: mu and tau, number of divergent transitions.
+DIAGNOSTICS = ("rhat_max", "ess_bulk_min", "divergences")
 COORDS = ("tau_prior", "mu_prior", "engine")
 FLAGS = ("conclusion", "conclusion_changes", "primary", "seed", "error", "seconds")
 NETCDF_ENGINE = "h5netcdf"
@@ -44,7 +49,7 @@ def value_columns() -> list[str]:
     """Numeric summary columns in table order."""
     cols = [f"{q}_{s}" for q in QUANTITIES for s in STATS]
     cols[len(STATS):len(STATS)] = [f"mu_natural_{s}" for s in NATURAL_STATS]
-    return cols + ["p_effect"]
+    return cols + ["p_effect", *DIAGNOSTICS]
 
 
 def build_dataset(rows: list[dict[str, Any]], attrs: dict[str, Any]) -> xr.Dataset:
@@ -119,7 +124,8 @@ class SensitivityResult:
 
         Columns ``tau_prior, mu_prior, engine``, then ``mu_median, mu_mean, mu_sd, mu_q025,
         mu_q975, mu_natural_median, mu_natural_q025, mu_natural_q975, tau_…, i2_…,
-        theta_new_…, p_effect, conclusion, conclusion_changes, primary, seed, error, seconds``.
+        theta_new_…, p_effect, rhat_max, ess_bulk_min, divergences, conclusion,
+        conclusion_changes, primary, seed, error, seconds``.
         """
         ds = self.dataset
         frame = pd.DataFrame({c: ds[c].values.astype(str) for c in COORDS})
@@ -139,6 +145,8 @@ class SensitivityResult:
             if q == "mu" and self.log_scale:
                 out["mu_natural"] = _stat_dict(rec, "mu_natural", NATURAL_STATS)
         out["p_effect"] = _num(rec["p_effect"])
+        if out["engine"] == "mcmc":
+            out["diagnostics"] = {d: _num(rec[d]) for d in DIAGNOSTICS}
         out["conclusion"] = str(rec["conclusion"])
         out["conclusion_changes"] = bool(rec["conclusion_changes"])
         out["primary"] = bool(rec["primary"])

@@ -140,6 +140,7 @@ class _Task:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     size: int  # number of fits
+    group: str = ""  # tasks of one group prefer one worker (they share a compiled model)
 
 
 def _batches(items: list[Any], n_batches: int) -> list[list[Any]]:
@@ -164,14 +165,14 @@ def _make_tasks(plan: SweepPlan, spec: Spec, data: pd.DataFrame, n_workers: int,
         from bayesmeta.sensitivity._mcmc import mcmc_fit  # PyMC only when needed
 
         spec_tree = spec.model_dump(mode="json")
-        source = None if spec.source is None else str(spec.source)
         # base first: it also computes the power-scaling diagnostics, the longest task
         mcmc.sort(key=lambda cs: cs[0] != plan.base)
         for (tau, mu), seed in mcmc:
             is_base = (tau, mu) == plan.base
-            tasks.append(_Task(mcmc_fit, (spec_tree, source, data, tau, mu, seed),
+            group = "|".join(parse_prior(t).family for t in (tau, mu))
+            tasks.append(_Task(mcmc_fit, (spec_tree, data, tau, mu, seed),
                                {"null": plan.null, "measure": plan.measure,
-                                "psense": psense and is_base}, 1))
+                                "psense": psense and is_base}, 1, group))
     return tasks
 
 
@@ -223,11 +224,35 @@ def _run(tasks: list[_Task], scheduler: Any, n_workers: int,
     from distributed import as_completed
 
     with _client(scheduler, n_workers) as client:
-        futures = [client.submit(t.fn, *t.args, pure=False, **t.kwargs) for t in tasks]
+        preferred = _worker_preferences(tasks, sorted(client.scheduler_info()["workers"]))
+        futures = [client.submit(t.fn, *t.args, pure=False, workers=preferred.get(t.group),
+                                 allow_other_workers=True, **t.kwargs) for t in tasks]
         for fut in as_completed(futures):
             report(_as_output(fut.result()))
             fut.release()
     return outputs
+
+
+def _worker_preferences(tasks: list[_Task], workers: list[str]) -> dict[str, list[str]]:
+    """Preferred worker of each MCMC group (prior families): largest groups spread first.
+
+    A soft preference (``allow_other_workers=True``): a worker compiles a model once per
+    prior structure, so keeping a structure on one worker saves compilations; idle workers
+    still steal work. Results do not depend on it (seeds belong to the tasks).
+    """
+    sizes: dict[str, int] = {}
+    for t in tasks:
+        if t.group:
+            sizes[t.group] = sizes.get(t.group, 0) + 1
+    if not workers:
+        return {}
+    load = dict.fromkeys(workers, 0)
+    out: dict[str, list[str]] = {}
+    for group in sorted(sizes, key=lambda g: (-sizes[g], g)):
+        w = min(workers, key=lambda a: (load[a], a))
+        load[w] += sizes[group]
+        out[group] = [w]
+    return out
 
 
 def _as_output(result: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from bayesmeta.errors import BayesmetaError
-from bayesmeta.sensitivity.result import NATURAL_STATS, QUANTITIES, STATS
+from bayesmeta.sensitivity.result import DIAGNOSTICS, NATURAL_STATS, QUANTITIES, STATS
 
 __all__ = ["combination_seed", "empty_row", "exact_batch", "exact_row"]
 
@@ -48,6 +48,7 @@ def empty_row(tau_prior: str, mu_prior: str, engine: str, seed: int, error: str 
         row.update({f"{q}_{s}": float("nan") for s in STATS})
     row.update({f"mu_natural_{s}": float("nan") for s in NATURAL_STATS})
     row["p_effect"] = float("nan")
+    row.update({d: float("nan") for d in DIAGNOSTICS})
     return row
 
 

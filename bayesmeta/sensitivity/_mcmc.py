@@ -1,0 +1,184 @@
+"""MCMC work unit of a sensitivity sweep: one prior combination per task, compiled models reused.
+
+Each worker process keeps the :class:`~bayesmeta.inference.CompiledFit` objects it has built
+(:data:`_COMPILED`), keyed by the model (spec without priors and seed, plus a digest of the data)
+and the sampler; a new prior combination reuses a compiled model whose prior *structure*
+(families and bound finiteness) matches (:meth:`CompiledFit.accepts`), so a worker compiles
+once per model and prior family, then only swaps prior parameters (nutpie: no recompilation).
+
+The base combination (the spec's own priors, sampled with the spec's own seed) also yields the
+power-scaling sensitivity diagnostics (Kallioinen, Paananen, Bürkner & Vehtari 2024, Stat Comput
+34:57), computed with ``arviz_stats.psense_summary`` from the log prior of the top-level priors
+only (``mu`` and ``tau``, or their free parameterisation ``log_tau2``/``tau_excess``) and the
+per-study log-likelihood ``y``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayesmeta.errors import BayesmetaError
+from bayesmeta.sensitivity.result import NATURAL_STATS, STATS
+from bayesmeta.sensitivity.tasks import empty_row
+
+__all__ = ["PSENSE_THRESHOLD", "clear_cache", "mcmc_fit", "psense_of"]
+
+PSENSE_THRESHOLD = 0.05  # Kallioinen et al. (2024), Sec. 4: sensitivity above 0.05 is flagged
+PSENSE_VARS = ("mu", "tau")
+#: Free variables that carry the top-level priors (tau has alternative parameterisations).
+TOP_LEVEL_FREE = ("mu", "tau", "log_tau2", "tau_excess")
+ROW_QUANTITIES = ("mu", "tau", "i2", "theta_new")
+
+#: Per-process cache: ``[(model key, CompiledFit), ...]``.
+_COMPILED: list[tuple[str, Any]] = []
+
+
+def clear_cache() -> None:
+    """Forget the compiled models of this process."""
+    _COMPILED.clear()
+
+
+def _model_key(spec_tree: dict[str, Any], data: pd.DataFrame) -> str:
+    tree = {k: v for k, v in spec_tree.items() if k not in ("priors", "published", "title",
+                                                             "description")}
+    tree["sampling"] = {"sampler": spec_tree["sampling"]["sampler"]}
+    digest = hashlib.sha256(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
+    return json.dumps(tree, sort_keys=True, default=str) + digest.hexdigest()
+
+
+def _priors(spec_tree: dict[str, Any], tau: str, mu: str) -> dict[str, str]:
+    p = spec_tree["priors"]
+    priors = {"mu": mu, "tau": tau}
+    if spec_tree["model"]["moderators"]:
+        priors["beta"] = p["beta"]
+    if spec_tree["model"]["bias"] not in ("", "none"):
+        priors["omega"] = p["omega"]
+    return priors
+
+
+def _compiled(spec_tree: dict[str, Any], data: pd.DataFrame, priors: dict[str, str]) -> Any:
+    from bayesmeta.inference import compile_fit
+
+    key = _model_key(spec_tree, data)
+    for k, compiled in _COMPILED:
+        if k == key and compiled.accepts(priors):
+            return compiled
+    m = spec_tree["model"]
+    compiled = compile_fit(data, family=m["family"], priors=priors, moderators=m["moderators"],
+                           subgroup=m["subgroup"] or None, subgroup_tau=m["subgroup_tau"],
+                           bias=m["bias"], sampler=spec_tree["sampling"]["sampler"],
+                           measure=spec_tree["effect"]["measure"])
+    _COMPILED.append((key, compiled))
+    return compiled
+
+
+def _diagnostics(tree: Any) -> dict[str, float]:
+    import arviz_stats as azs
+
+    names = [v for v in PSENSE_VARS if v in tree["posterior"].data_vars]
+    rhat = azs.rhat(tree, var_names=names)
+    ess = azs.ess(tree, var_names=names, method="bulk")
+    stats = tree.children.get("sample_stats")
+    div = float(np.asarray(stats["diverging"]).sum()) if stats is not None and "diverging" in \
+        stats.data_vars else float("nan")
+    return {"rhat_max": float(max(float(np.max(rhat[v])) for v in names)),
+            "ess_bulk_min": float(min(float(np.min(ess[v])) for v in names)),
+            "divergences": div}
+
+
+def psense_of(tree: Any, model: Any) -> dict[str, Any]:
+    """Power-scaling prior/likelihood sensitivity of ``mu`` and ``tau`` (JSON-able)."""
+    import arviz_stats as azs
+
+    from bayesmeta.diagnostics import add_log_prior
+
+    free = {rv.name for rv in model.free_RVs}
+    prior_vars = [v for v in TOP_LEVEL_FREE if v in free]
+    with_prior = add_log_prior(tree, model, var_names=prior_vars)
+    logger = logging.getLogger("arviz_stats.psense")  # it logs a hint when it flags something;
+    level = logger.level                               # the diagnosis is in the result instead
+    logger.setLevel(logging.ERROR)
+    try:
+        table = azs.psense_summary(with_prior, var_names=list(PSENSE_VARS),
+                                   threshold=PSENSE_THRESHOLD, prior_var_names=prior_vars,
+                                   likelihood_var_names=["y"], round_to=6)
+    finally:
+        logger.setLevel(level)
+    variables = {str(name): {"prior": float(row["prior"]), "likelihood": float(row["likelihood"]),
+                             "diagnosis": str(row["diagnosis"])}
+                 for name, row in table.iterrows()}
+    return {
+        "method": "power-scaling sensitivity (Kallioinen et al. 2024, Stat Comput 34:57), "
+                  "arviz_stats.psense_summary",
+        "threshold": PSENSE_THRESHOLD,
+        "alphas": [0.99, 1.01],
+        "prior_var_names": prior_vars,
+        "likelihood_var_names": ["y"],
+        "variables": variables,
+    }
+
+
+def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_prior: str,
+             seed: int, *, null: float, measure: str,
+             psense: bool = False) -> dict[str, Any]:
+    """Fit one prior combination by MCMC (one Dask task).
+
+    Parameters
+    ----------
+    spec_tree
+        ``Spec.model_dump(mode="json")`` (sampler settings, model, the other priors).
+    data
+        The analysis frame.
+    tau_prior, mu_prior
+        Canonical prior strings of the combination.
+    seed
+        Sampler seed of this combination.
+    null, measure
+        Null value (analysis scale) and measure code.
+    psense
+        Also compute the power-scaling diagnostics (the base combination).
+
+    Returns
+    -------
+    dict
+        ``{"rows": [row], "psense": dict | None}``.
+    """
+    from bayesmeta.effects import MEASURES
+    from bayesmeta.inference import SamplingSettings
+
+    row = empty_row(tau_prior, mu_prior, "mcmc", seed)
+    out: dict[str, Any] = {"rows": [row], "psense": None}
+    start = time.perf_counter()
+    s = spec_tree["sampling"]
+    settings = SamplingSettings(sampler=s["sampler"], chains=int(s["chains"]), draws=int(s["draws"]),
+                                tune=int(s["tune"]), target_accept=float(s["target_accept"]),
+                                seed=int(seed))
+    priors = _priors(spec_tree, tau_prior, mu_prior)
+    try:
+        compiled = _compiled(spec_tree, data, priors)
+        result = compiled.sample(settings, priors=priors, diagnostics=False,
+                                 posterior_predictive=False)
+    except BayesmetaError as exc:
+        row["error"] = str(exc)
+        row["seconds"] = time.perf_counter() - start
+        return out
+    post = result.tree["posterior"]
+    for q in ROW_QUANTITIES:
+        row.update({f"{q}_{st}": float(result.summary[q][st]) for st in STATS})
+    mu = np.asarray(post["mu"].values, dtype=float)
+    row["p_effect"] = float(np.mean(mu > null))
+    to_natural = MEASURES[measure].to_natural
+    for st in NATURAL_STATS:
+        row[f"mu_natural_{st}"] = float(to_natural(row[f"mu_{st}"]))
+    row.update(_diagnostics(result.tree))
+    row["seconds"] = time.perf_counter() - start
+    if psense:
+        out["psense"] = psense_of(result.tree, compiled.model)
+    return out
