@@ -225,8 +225,11 @@ def _run(tasks: list[_Task], scheduler: Any, n_workers: int,
 
     with _client(scheduler, n_workers) as client:
         preferred = _worker_preferences(tasks, sorted(client.scheduler_info()["workers"]))
-        futures = [client.submit(t.fn, *t.args, pure=False, workers=preferred.get(t.group),
-                                 allow_other_workers=True, **t.kwargs) for t in tasks]
+        futures = []
+        for t in tasks:
+            where = preferred.get(t.group)
+            futures.append(client.submit(t.fn, *t.args, pure=False, workers=where,
+                                         allow_other_workers=where is not None, **t.kwargs))
         for fut in as_completed(futures):
             report(_as_output(fut.result()))
             fut.release()
