@@ -512,16 +512,24 @@ def test_sensitivity_plot_flags_changed_conclusions():
                              [0.0, 0.05, 0.4, 0.1], strict=True):
         rows.append({"tau_prior": t, "mu_prior": m, "mu_median": 0.5 - shift, "mu_q025": 0.2 - shift,
                      "mu_q975": 0.8 - shift, "tau_median": 0.2, "tau_q025": 0.02, "tau_q975": 0.5,
-                     "conclusion_changes": 0.2 - shift < 0, "primary": shift == 0.0})
+                     "conclusion_changes": 0.2 - shift < 0, "primary": shift == 0.0, "error": ""})
     grid = pd.DataFrame(rows)
     fig = sensitivity_plot(xr.Dataset.from_dataframe(grid), measure="OR")
     ax = fig.axes[0]
     labels = ax.get_yticklabels()
-    changed = [lab.get_text() for lab in labels if lab.get_color() == _style.COLORS["changed"]]
-    assert changed == ["τ ~ halfcauchy(1), μ ~ normal(0, 10)  ◆ changes"]
-    assert labels[0].get_text().endswith("(primary)")
-    np.testing.assert_allclose(ax.lines[0].get_xdata(), np.exp([0.2, 0.8]), rtol=1e-12)
+    assert [lab.get_text() for lab in labels] == ["τ ~ halfnormal(0.5)", "τ ~ halfcauchy(1)"]
+    assert [lab.get_color() for lab in labels] == ["black", _style.COLORS["changed"]]
+    intervals = [line for line in ax.lines if len(line.get_xdata()) == 2
+                 and line.get_color() in (_style.COLORS["posterior"], _style.COLORS["changed"])]
+    np.testing.assert_allclose(intervals[0].get_xdata(), np.exp([0.2, 0.8]), rtol=1e-12)
+    colors = [line.get_color() for line in intervals]
+    assert colors == [_style.COLORS["posterior"]] * 2 + [_style.COLORS["changed"], _style.COLORS["posterior"]]
+    # the two mu priors of a row are drawn just above and below the row's centre, in grid order
+    ys = [line.get_ydata()[0] for line in intervals]
+    assert ys[0] < ys[1] < ys[2] < ys[3] and np.isclose(ys[1] - ys[0], ys[3] - ys[2])
     assert_legible(fig)
+    failed = grid.assign(error=["", "", "sampler crashed", ""])
+    assert " fit failed" in text_strings(sensitivity_plot(failed))
     with pytest.raises(InputError, match="tau_q975"):
         sensitivity_plot(grid.drop(columns="tau_q975"))
 

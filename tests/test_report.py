@@ -38,6 +38,7 @@ from bayesmeta.reference import run_reference
 from bayesmeta.report import RunDir, render_report, write_report
 from bayesmeta.report.report import CHROMIUM_ARGS, SECTIONS, diagnostic_checks
 from bayesmeta.rundir import software_versions
+from bayesmeta.sensitivity import run_sensitivity
 from bayesmeta.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 PINS = json.loads((ROOT / "tests" / "reference" / "comparison.json").read_text())
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_TIMEOUT_S = 180
+BCG_TAU_PRIORS = "halfnormal(0.5);halfcauchy(1);uniform(0, 5)"
 
 
 # --------------------------------------------------------------------------- run directories
@@ -78,9 +80,12 @@ def bcg_run(tmp_path_factory) -> Path:
     ref_dict = ref.to_dict()
     published = spec.published.model_dump() if spec.published else None
     comp = compare(published, ref_dict, res.summary, measure_scale="log").to_frame()
+    sens = run_sensitivity(spec, tau_priors=BCG_TAU_PRIORS, mu_priors="normal(0, 4)", scheduler="serial",
+                           psense=False).to_frame()
     return write_run_dir(tmp_path_factory.mktemp("runs") / "bcg", data=ref.data, tree=res.tree,
                          summary=res.to_dict(), reference=ref_dict, comparison=comp,
-                         spec_text=spec_path.read_text(), versions={**software_versions(), "seed": 1994})
+                         spec_text=spec_path.read_text(), versions={**software_versions(), "seed": 1994},
+                         sensitivity=sens)
 
 
 REBUILT_CARD = """# synth200 — 200 animal studies (rebuilt)
@@ -183,7 +188,8 @@ def test_run_dir_loads_every_file(bcg_run, synthetic_run):
     run = RunDir.load(bcg_run)
     assert run.measure == "RR" and run.title.startswith("BCG vaccine")
     assert run.tree["posterior"]["theta"].sizes["study"] == 13
-    assert run.seed == 1994 and run.sensitivity is None and run.selection is None
+    assert run.seed == 1994 and run.selection is None
+    assert list(run.sensitivity["tau_prior"]) == BCG_TAU_PRIORS.split(";")
     assert len(run.leave1out) == 13 and run.subgroup == "alloc"
     # frequentist weights aligned with data rows = metafor's REML weights
     pin = PINS["bcg_reml"]
@@ -250,6 +256,19 @@ def test_comparison_table_reproduces_metafor(report_html):
     assert 'class="flagged"' in table  # predictive interval includes 1 although the CrI excludes it
 
 
+def test_sensitivity_table_from_a_real_sweep(report_html, bcg_run):
+    _, html = report_html
+    sens = pd.read_csv(bcg_run / "sensitivity.csv")
+    table = re.search(r'<table class="sensitivity">.*?</table>', section(html, "run1-comparison"), re.S).group(0)
+    for _, r in sens.iterrows():
+        med, lo, hi = np.exp([r["mu_median"], r["mu_q025"], r["mu_q975"]])
+        assert f"{med:.2f} [{lo:.2f}, {hi:.2f}]" in table
+        np.testing.assert_allclose([med, lo, hi], [r["mu_natural_median"], r["mu_natural_q025"],
+                                                   r["mu_natural_q975"]], rtol=1e-12)
+    assert "halfnormal(0.5) (primary)" in table
+    assert table.count('class="flagged"') == int(sens["conclusion_changes"].sum())
+
+
 def test_headline_is_the_posterior_on_the_natural_scale(report_html, bcg_run):
     _, html = report_html
     s = json.loads((bcg_run / "summary.json").read_text())["summary"]["mu"]
@@ -289,9 +308,10 @@ def test_report_is_self_contained_with_decodable_images(report_html):
     assert doc.external == []
     assert not re.search(r"<script[^>]+src=", html)
     figures = re.findall(r'<figure id="([^"]+)"', html)
-    # BCG (exact engine): no rank or trace plots, no sensitivity; leave-one-out from the reference
+    # BCG (exact engine): no rank or trace plots; leave-one-out from the reference, a real sensitivity sweep
     assert [f for f in figures if f.startswith("run1-")] == [
-        "run1-fig-forest", "run1-fig-densities", "run1-fig-prior-tau", "run1-fig-funnel", "run1-fig-leave-one-out"]
+        "run1-fig-forest", "run1-fig-densities", "run1-fig-prior-tau", "run1-fig-funnel", "run1-fig-leave-one-out",
+        "run1-fig-sensitivity"]
     # synthetic (MCMC, 200 studies): no leave-one-out, but sensitivity, rank and trace
     assert [f for f in figures if f.startswith("run2-")] == [
         "run2-fig-forest", "run2-fig-densities", "run2-fig-prior-tau", "run2-fig-funnel", "run2-fig-sensitivity",
@@ -309,7 +329,8 @@ def test_figures_dir_gets_png_and_svg_for_papers(bcg_run, tmp_path):
     write_report([bcg_run], tmp_path / "r.html", figures_dir=tmp_path / "figures")
     saved = sorted(p.name for p in (tmp_path / "figures" / "run1").iterdir())
     assert saved == sorted(f"run1-fig-{name}.{ext}" for name in ("forest", "densities", "prior-tau", "funnel",
-                                                                  "leave-one-out") for ext in ("png", "svg"))
+                                                                  "leave-one-out", "sensitivity")
+                           for ext in ("png", "svg"))
 
 
 def test_render_report_needs_a_run():

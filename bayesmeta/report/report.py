@@ -223,6 +223,30 @@ def _data_table(run: RunDir) -> tuple[list[str], list[list[str]], list[bool]]:
     return cols, rows, numeric
 
 
+def _sensitivity_table(run: RunDir) -> tuple[list[str], list[list[str]], list[bool]]:
+    """Prior grid rows: priors, μ on the natural scale, τ, conclusion; flags rows whose conclusion changes."""
+    if run.sensitivity is None:
+        return [], [], []
+    m = get_measure(run.measure)
+    frame = run.sensitivity
+    header = ["Prior on τ", "Prior on μ", f"μ, {m.label.lower()} (median [95% CrI])", "τ (median [95% CrI])",
+              "Conclusion", "Changes"]
+    rows, changed = [], []
+    for _, r in frame.iterrows():
+        mu = [float(m.to_natural(r[f"mu_{s}"])) for s in ("median", "q025", "q975")]
+        tau = [float(r[f"tau_{s}"]) for s in ("median", "q025", "q975")]
+        error = r.get("error", "") if isinstance(r.get("error", ""), str) else ""
+        conclusion = f"fit failed: {error}" if error else str(r.get("conclusion", "") if pd.notna(r.get("conclusion"))
+                                                              else "")
+        primary = bool(r.get("primary", False))
+        rows.append([str(r["tau_prior"]) + (" (primary)" if primary else ""), str(r["mu_prior"]),
+                     f"{_fmt(mu[0])} [{_fmt(mu[1])}, {_fmt(mu[2])}]",
+                     f"{_fmt(tau[0])} [{_fmt(tau[1])}, {_fmt(tau[2])}]", conclusion,
+                     "yes" if bool(r.get("conclusion_changes", False)) else "no"])
+        changed.append(bool(r.get("conclusion_changes", False)))
+    return header, rows, changed
+
+
 @dataclass(frozen=True)
 class RunView:
     """What the template shows of one run."""
@@ -240,6 +264,9 @@ class RunView:
     comparison_rows: list[list[str]]
     comparison_flagged: list[bool]
     comparison_source: str | None
+    sensitivity_header: list[str]
+    sensitivity_rows: list[list[str]]
+    sensitivity_changed: list[bool]
     checks: list[Check]
     diag_ok: bool | None
     sampling_ok: bool | None
@@ -262,6 +289,7 @@ def _view(run: RunDir, n: int, figures_dir: Path | None) -> RunView:
     checks = diagnostic_checks(diag)
     data_header, data_rows, data_numeric = _data_table(run)
     header, rows, flagged = _comparison_table(run)
+    s_header, s_rows, s_changed = _sensitivity_table(run)
     published = run.published or {}
     return RunView(
         n=n, anchor=f"run{n}", title=run.title, path=str(run.path), provenance=prov,
@@ -270,6 +298,7 @@ def _view(run: RunDir, n: int, figures_dir: Path | None) -> RunView:
         headline=_headline(run), model=_model_rows(run),
         comparison_header=header, comparison_rows=rows, comparison_flagged=flagged,
         comparison_source=published.get("source"),
+        sensitivity_header=s_header, sensitivity_rows=s_rows, sensitivity_changed=s_changed,
         checks=checks, diag_ok=None if diag is None else bool(diag.get("ok")),
         sampling_ok=_all_pass([c for c in checks if not c.name.startswith("PSIS")]),
         loo_ok=_all_pass([c for c in checks if c.name.startswith("PSIS")]),
