@@ -14,16 +14,18 @@ and the prior families) for all its tasks. Every MCMC seed comes from the spec's
 combination (:func:`bayesmeta.sensitivity.tasks.combination_seed`); the spec's own combination
 uses the spec's seed itself, so its row equals ``bayesmeta fit`` of the spec. Results therefore
 do not depend on how tasks are scheduled.
+
+A LocalCluster starts worker *processes* (spawn): a script that calls :func:`run_sensitivity`
+with ``scheduler=None`` needs the ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
