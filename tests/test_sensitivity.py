@@ -301,6 +301,11 @@ def test_result_files_and_dict(bcg_spec, tmp_path):
     for entry in d["priors"]:  # the strings parse back through the registry
         assert parse_prior(entry["tau_prior"]).text == entry["tau_prior"]
         assert parse_prior(entry["mu_prior"]).text == entry["mu_prior"]
+    csv1 = res.to_csv(tmp_path / "a.csv").read_bytes()
+    again = run_sensitivity(bcg_spec, tau_priors="halfnormal(0.5);halfcauchy(0.5)",
+                            mu_priors="normal(0, 10)", scheduler=SERIAL)
+    assert again.to_csv(tmp_path / "b.csv").read_bytes() == csv1  # no wall times in the CSV
+    assert "seconds" in pd.read_csv(res.to_csv(tmp_path / "c.csv", timings=True)).columns
     frame = res.to_frame()
     assert list(frame.columns[:8]) == ["tau_prior", "mu_prior", "engine", "mu_median", "mu_mean",
                                       "mu_sd", "mu_q025", "mu_q975"]

@@ -195,8 +195,15 @@ class SensitivityResult:
         with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
             return cls(ds.load())
 
-    def to_csv(self, path: str | Path) -> Path:
-        """Write :meth:`to_frame` as CSV (for reports) and return the path."""
+    def to_csv(self, path: str | Path, *, timings: bool = False) -> Path:
+        """Write :meth:`to_frame` as CSV (for reports) and return the path.
+
+        The wall times (``seconds``) are left out unless ``timings``, so that a rerun with the
+        same spec writes the same file.
+        """
         path = Path(path)
-        self.to_frame().to_csv(path, index=False)
+        frame = self.to_frame()
+        if not timings:
+            frame = frame.drop(columns="seconds")
+        frame.to_csv(path, index=False)
         return path
