@@ -98,8 +98,13 @@ def make_posterior(df: pd.DataFrame, *, seed: int = 2, chains: int = 4, draws: i
         "theta_new": (("chain", "draw"), cd(rng.normal(mu, tau))),
     }
     coords = {"chain": np.arange(chains), "draw": np.arange(draws), "study": labels}
-    if subgroups:
-        post["mu"] = (("chain", "draw", "subgroup"), cd(mu[:, None] + np.arange(len(subgroups)) * 0.2))
+    if subgroups:  # as builders.regression with subgroup_tau = "separate": mu, tau, theta_new per level
+        g = len(subgroups)
+        mu_g = mu[:, None] + np.arange(g) * 0.2
+        tau_g = tau[:, None] * (1 + 0.5 * np.arange(g))
+        post["mu"] = (("chain", "draw", "subgroup"), cd(mu_g))
+        post["tau"] = (("chain", "draw", "subgroup"), cd(tau_g))
+        post["theta_new"] = (("chain", "draw", "subgroup"), cd(rng.normal(mu_g, tau_g)))
         coords["subgroup"] = subgroups
     else:
         post["mu"] = (("chain", "draw"), cd(mu))
@@ -268,7 +273,18 @@ def test_forest_subgroups_with_bayesian_and_frequentist_subgroup_rows():
         assert f"{q[0]:.2f} [{q[1]:.2f}, {q[2]:.2f}]" in strings
         f = np.exp([sub[g]["estimate"], sub[g]["ci_low"], sub[g]["ci_high"]])
         assert f"{f[0]:.2f} [{f[1]:.2f}, {f[2]:.2f}]" in strings
+        tn = np.exp(np.quantile(tree["posterior"]["theta_new"].isel(subgroup=j).values.ravel(), [0.025, 0.975]))
+        assert f"[{tn[0]:.2f}, {tn[1]:.2f}]" in strings
     assert strings.count("Bayesian pooled μ, subgroup") == 2
+    assert strings.count("Predictive, new study, subgroup") == 2
+    assert "Bayesian pooled μ" not in strings  # a subgroup model has no overall mu
+    assert_legible(fig)
+    # tau per subgroup: one posterior curve per level against the prior
+    from bayesmeta.priors import parse_prior
+
+    fig = prior_posterior_plot(tree, parse_prior("halfnormal(0.5)"))
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["Prior: halfnormal(0.5)"] + [f"Posterior, {g}" for g in groups]
     assert_legible(fig)
 
 

@@ -100,7 +100,7 @@ def synthetic_run(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("runs")
     groups = ["Breast cancer", "Lung cancer", "Other"]
     df = make_data(200, groups=groups, seed=11)
-    tree = make_posterior(df, seed=12)
+    tree = make_posterior(df, seed=12, subgroups=groups)  # subgroup model: mu, tau, theta_new per level
     mu = tree["posterior"]["mu"]
     shifted = mu.values.copy()
     shifted[3] += 0.5  # one chain away from the others: R-hat must fail
@@ -131,7 +131,7 @@ def synthetic_run(tmp_path_factory) -> Path:
         for t, d, w in (("halfnormal(0.5)", 0.0, 0.0), ("halfnormal(1)", 0.0, 0.1), ("halfcauchy(1)", -0.1, 0.25))])
     summary = {"engine": "mcmc", "sampler": "nutpie", "family": "normal", "measure": "RR", "summary": summary_stats,
                "settings": {"priors": {"mu": "normal(0, 10)", "tau": "halfnormal(0.5)"}, "chains": 4, "draws": 500,
-                            "tune": 1000, "target_accept": 0.9, "seed": 2018, "subgroup": None},
+                            "tune": 1000, "target_accept": 0.9, "seed": 2018, "subgroup": "group"},
                "diagnostics": diag}
     return write_run_dir(base / "synthetic", data=df, tree=tree, summary=summary, reference=reference,
                          comparison=comp, spec_text=spec_text, versions={**software_versions(), "seed": 2018},
@@ -276,12 +276,23 @@ def test_headline_is_the_posterior_on_the_natural_scale(report_html, bcg_run):
     assert f"<dd>{expected}</dd>" in section(html, "run1-summary")
 
 
+def test_headline_of_a_subgroup_model_lists_each_level(report_html, synthetic_run):
+    _, html = report_html
+    summary = json.loads((synthetic_run / "summary.json").read_text())["summary"]
+    text = section(html, "run2-summary")
+    for level, st in summary["mu"].items():
+        expected = f"{np.exp(st['median']):.2f} [{np.exp(st['q025']):.2f}, {np.exp(st['q975']):.2f}]"
+        assert f"<dt>Pooled effect μ (risk ratio), {level}</dt><dd>{expected}</dd>" in text
+    for level, st in summary["tau"].items():
+        assert f"<dt>Between-study SD τ, {level}</dt><dd>{st['median']:.2f} [" in text
+
+
 def test_diagnostics_pass_fail_against_thresholds(report_html, synthetic_run):
     _, html = report_html
     diag = json.loads((synthetic_run / "summary.json").read_text())["diagnostics"]
     rows = {c.name: c for c in diagnostic_checks(diag)}
     rhat_max = max(v for v in diag["rhat"].values() if v is not None)
-    assert rhat_max > 1.01 and rows["R-hat (max)"].status == "fail" and rows["R-hat (max)"].where == "mu"
+    assert rhat_max > 1.01 and rows["R-hat (max)"].status == "fail" and rows["R-hat (max)"].where.startswith("mu[")
     assert rows["R-hat (max)"].value == f"{rhat_max:.3f}"
     text = section(html, "run2-diagnostics")
     assert '<tr data-status="fail"><td>R-hat (max)</td>' in text
@@ -312,10 +323,10 @@ def test_report_is_self_contained_with_decodable_images(report_html):
     assert [f for f in figures if f.startswith("run1-")] == [
         "run1-fig-forest", "run1-fig-densities", "run1-fig-prior-tau", "run1-fig-funnel", "run1-fig-leave-one-out",
         "run1-fig-sensitivity"]
-    # synthetic (MCMC, 200 studies): no leave-one-out, but sensitivity, rank and trace
+    # synthetic (MCMC subgroup model, 200 studies): no overall mu to draw densities of, no leave-one-out
     assert [f for f in figures if f.startswith("run2-")] == [
-        "run2-fig-forest", "run2-fig-densities", "run2-fig-prior-tau", "run2-fig-funnel", "run2-fig-sensitivity",
-        "run2-fig-rank", "run2-fig-trace"]
+        "run2-fig-forest", "run2-fig-prior-tau", "run2-fig-funnel", "run2-fig-sensitivity", "run2-fig-rank",
+        "run2-fig-trace"]
     forest_imgs = re.search(r'<figure id="run2-fig-forest">.*?</figure>', html, re.S).group(0)
     assert forest_imgs.count("<img") == 5  # 200 studies, 40 per page
     for img in doc.imgs:

@@ -168,11 +168,15 @@ def _pooled_rows(
     if draws is not None and "mu" in draws:
         mu = draws["mu"] if mu_index is None else draws["mu"][:, mu_index]
         rows.append(ForestRow("bayes", f"Bayesian pooled μ{suffix}", posterior=tuple(np.quantile(mu, qs)), group=group))
-        if not name and "theta_new" in draws:
-            rows.append(
-                ForestRow("predictive", f"Predictive, new study{suffix}",
-                          posterior=tuple(np.quantile(draws["theta_new"], qs)), group=group)
-            )
+        if "theta_new" in draws:
+            tn = draws["theta_new"]
+            per_level = tn.ndim == 2 and mu_index is not None and draws.labels("theta_new") == draws.labels("mu")
+            if tn.ndim == 1 and mu_index is None:
+                rows.append(ForestRow("predictive", "Predictive, new study", posterior=tuple(np.quantile(tn, qs)),
+                                      group=group))
+            elif per_level:
+                rows.append(ForestRow("predictive", f"Predictive, new study{suffix}",
+                                      posterior=tuple(np.quantile(tn[:, mu_index], qs)), group=group))
     if frequentist is not None and frequentist.get("estimate") is not None:
         method = frequentist.get("method")
         lab = f"Frequentist RE{f' ({method})' if method else ''}{suffix}"

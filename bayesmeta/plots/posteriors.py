@@ -202,13 +202,14 @@ def prior_posterior_plot(
     """
     draws = as_draws(posterior)
     x = draws[var]
-    if x.ndim != 1:
-        raise InputError(f"prior_posterior_plot needs a scalar '{var}'")
+    # a vector variable (tau per subgroup) gets one posterior curve per element
+    columns = [x] if x.ndim == 1 else [x[:, j] for j in range(x.shape[1])]
+    names = ["Posterior"] if x.ndim == 1 else [f"Posterior, {lab}" for lab in draws.labels(var)]
     lower = 0.0 if var in ("tau", "tau2") else None
     hi = xmax or float(np.quantile(x, 0.995)) * 1.3
     lo = lower if lower is not None else float(np.quantile(x, 0.0005)) - 0.3 * abs(hi)
     grid = np.linspace(lo, hi, KDE_POINTS)
-    _, post = kde(x, lower=lower, grid=grid)
+    posts = [kde(c, lower=lower, grid=grid)[1] for c in columns]
     with np.errstate(divide="ignore"):
         pri = np.exp(np.asarray(prior.logpdf(grid), dtype=float))
     pri = np.where(np.isfinite(pri), pri, np.nan)
@@ -222,10 +223,15 @@ def prior_posterior_plot(
         fig = Figure(figsize=(5.2, 3.4))
         ax = fig.add_subplot()
         ax.plot(grid, pri, color=COLORS["prior"], lw=1.5, ls="--", label=f"Prior: {label}")
-        ax.plot(grid, post, color=COLORS["posterior"], lw=1.8, label="Posterior")
-        ax.fill_between(grid, post, color=COLORS["posterior"], alpha=0.15, lw=0)
-        finite = np.concatenate([post, pri[np.isfinite(pri)]])
-        ax.set_ylim(0, min(finite.max(), post.max() * 3) * 1.1)
+        palette = [COLORS["posterior"], COLORS["frequentist"], COLORS["published"], COLORS["selection"],
+                   COLORS["predictive"], "#E69F00"]
+        for j, (post, name) in enumerate(zip(posts, names, strict=True)):
+            color = palette[j % len(palette)]
+            ax.plot(grid, post, color=color, lw=1.8, label=name)
+            ax.fill_between(grid, post, color=color, alpha=0.12, lw=0)
+        top = max(p.max() for p in posts)
+        finite = np.concatenate([top * np.ones(1), pri[np.isfinite(pri)]])
+        ax.set_ylim(0, min(finite.max(), top * 3) * 1.1)
         ax.set_xlim(lo, hi)
         ax.set_xlabel({"tau": "τ (between-study SD)", "tau2": "τ²", "mu": "μ"}.get(var, var))
         ax.set_ylabel("Density")
@@ -249,6 +255,17 @@ def _arviz_figure(pc) -> Figure:  # noqa: ANN001
     return fig
 
 
+def _n_panels(tree: xr.DataTree, var_names: Sequence[str]) -> int:
+    """Number of scalar elements of ``var_names`` (one rank panel each)."""
+    post = tree["posterior"]
+    n = 0
+    for name in var_names:
+        if name not in post:
+            raise InputError(f"the posterior has no variable '{name}'")
+        n += int(np.prod([size for dim, size in post[name].sizes.items() if dim not in ("chain", "draw")] or [1]))
+    return n
+
+
 def rank_plot(posterior, var_names: Sequence[str] = ("mu", "tau")) -> Figure:  # noqa: ANN001
     """Rank-ECDF plot per chain (arviz-plots ``plot_rank``) with simultaneous bands.
 
@@ -258,9 +275,12 @@ def rank_plot(posterior, var_names: Sequence[str] = ("mu", "tau")) -> Figure:  #
     tree = _as_tree(posterior)
     import arviz_plots as azp  # heavy import kept out of module import time
 
+    panels = _n_panels(tree, var_names)
+    cols = min(panels, 3)
+    rows = -(-panels // cols)
     with style():
         pc = azp.plot_rank(tree, var_names=list(var_names), backend="matplotlib",
-                           figure_kwargs={"figsize": (3.4 * len(var_names), 2.8)}, col_wrap=len(var_names))
+                           figure_kwargs={"figsize": (3.4 * cols, 2.6 * rows)}, col_wrap=cols)
         fig = _arviz_figure(pc)
         fig.tight_layout()
     return fig
@@ -271,7 +291,7 @@ def trace_plot(posterior, var_names: Sequence[str] = ("mu", "tau")) -> Figure:  
     tree = _as_tree(posterior)
     import arviz_plots as azp
 
-    with style():
+    with style():  # compact: the elements of a vector variable share its row
         pc = azp.plot_trace_dist(tree, var_names=list(var_names), backend="matplotlib", compact=True,
                                  figure_kwargs={"figsize": (8.0, 2.2 * len(var_names))})
         fig = _arviz_figure(pc)

@@ -144,15 +144,22 @@ def _headline(run: RunDir) -> list[tuple[str, str]]:
                                 ("tau", "Between-study SD τ", False),
                                 ("i2", "I² (%)", False)):
         st = s.get(key)
-        if not isinstance(st, Mapping) or "median" not in st:
+        if not isinstance(st, Mapping):
             continue
         conv = m.to_natural if natural else (lambda v: v)
         digits = 1 if key == "i2" else 2
-        out.append((label, f"{_fmt(float(conv(st['median'])), digits)} "
-                           f"[{_fmt(float(conv(st['q025'])), digits)}, {_fmt(float(conv(st['q975'])), digits)}]"))
+        # scalar: {median, ...}; subgroup model: {level: {median, ...}}
+        per_level = [("", st)] if "median" in st else [(f", {lev}", v) for lev, v in st.items()
+                                                         if isinstance(v, Mapping) and "median" in v]
+        for suffix, v in per_level:
+            out.append((label + suffix, f"{_fmt(float(conv(v['median'])), digits)} "
+                                        f"[{_fmt(float(conv(v['q025'])), digits)}, "
+                                        f"{_fmt(float(conv(v['q975'])), digits)}]"))
     p = s.get("p_mu_positive")
     if isinstance(p, (int, float)):
         out.append(("P(μ > 0) on the analysis scale", _fmt(float(p), 3)))
+    elif isinstance(p, Mapping):
+        out += [(f"P(μ > 0) on the analysis scale, {lev}", _fmt(float(v), 3)) for lev, v in p.items()]
     return out
 
 
