@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from bayesmeta.errors import InputError
+from bayesmeta.errors import DataWarning, InputError
 from bayesmeta.frequentist.selection import (
     ROBMA_WEIGHT_FUNCTIONS,
     WeightFunction,
@@ -205,6 +205,23 @@ def test_bad_variances_and_too_few_studies() -> None:
         selmodel([0.1, 0.2, 0.3], [0.1, 0.0, 0.1])
     with pytest.raises(InputError, match="too few"):
         selmodel([2.0, 0.0], [0.1, 0.1], steps=0.025)
+
+
+def test_weight_at_bound_warns() -> None:
+    """Non-significant studies far more common than significant ones: the weight runs to
+    metafor's upper bound 100 and the fit says so (as metafor does)."""
+    v = np.full(40, 0.04)
+    y = np.concatenate([np.linspace(1.18, 1.22, 36), [0.1, 0.2, 0.15, 0.3]])
+    with pytest.warns(DataWarning, match="at its bound"):
+        res = selmodel(y, v, steps=0.025)
+    assert res.weights[1] == pytest.approx(100.0, rel=1e-6)
+    # the opposite: a weight running to 0 (and then no usable Hessian)
+    y = np.concatenate([np.full(10, 0.40), np.linspace(-1.1, -0.9, 30)])
+    with pytest.warns(DataWarning) as record:
+        res = selmodel(y, v, steps=0.025)
+    messages = [str(w.message) for w in record]
+    assert any("at its bound" in m for m in messages)
+    assert res.weights[1] < 1e-6
 
 
 def test_to_dict_is_json() -> None:

@@ -315,6 +315,10 @@ OMEGA_MAX = 100.0
 # the step is below this relative size (the MLE to ~1e-12, far inside the 1e-6 we promise).
 _NEWTON_RTOL = 1e-12
 _NEWTON_MAXIT = 50
+# A weight this close to a bound is reported with a warning (metafor's thresholds:
+# delta.min + eps^0.25 and delta.max - 100 eps^0.25).
+_BOUND_TOL_LOW = np.finfo(float).eps ** 0.25
+_BOUND_TOL_HIGH = 100.0 * np.finfo(float).eps ** 0.25
 # Richardson-extrapolated central differences of the analytic gradient for the Hessian.
 _HESS_REL_STEP = 1e-4
 
@@ -471,7 +475,15 @@ class _Problem:
             return np.column_stack(cols)
 
         h = _HESS_REL_STEP * np.maximum(np.abs(theta), scale)
-        hess = (4.0 * central(h / 2.0) - central(h)) / 3.0
+        # tau2 and the weights are >= 0: keep the stencil inside (a weight near 0 gets tiny steps)
+        first_w = 1 if self.fixed_tau2 else 2
+        lower = np.zeros(len(theta), dtype=bool)
+        lower[1:] = True
+        lower[1 : first_w] = not self.fixed_tau2
+        positive = lower & (theta > 0)
+        h[positive] = np.minimum(h[positive], theta[positive] / 4.0)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            hess = (4.0 * central(h / 2.0) - central(h)) / 3.0
         return 0.5 * (hess + hess.T)
 
 
@@ -634,6 +646,15 @@ def selmodel(
             theta, ll = np.insert(th0, 1, 0.0), ll_b
 
     mu, tau2, omega = problem.unpack(theta)
+    near = [lab for lab, w in zip(wf.labels[1:], omega[1:])
+            if w <= _BOUND_TOL_LOW or w >= OMEGA_MAX - _BOUND_TOL_HIGH]
+    if near:
+        warnings.warn(
+            f"selection model: the weight of {', '.join(near)} is at its bound (0 or {OMEGA_MAX:g}); "
+            "treat the estimates with caution",
+            DataWarning,
+            stacklevel=2,
+        )
     se, se_tau2, se_w = _standard_errors(problem, theta)
     crit = float(stats.norm.isf((1.0 - level / 100.0) / 2.0))
     zval = None if se is None else mu / se
