@@ -118,24 +118,40 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
+def _li2018_unavailable() -> str | None:
+    """None when ``models/li2018_number.toml`` and its data load, else why not."""
+    from bayesmeta.errors import InputError, SpecError
+    from bayesmeta.spec import load_data, load_spec
+
+    if not LI2018_SPEC.exists():
+        return f"`{LI2018_SPEC.relative_to(REPO)}` did not exist"
+    try:
+        load_data(load_spec(LI2018_SPEC))
+    except (InputError, SpecError) as exc:  # reported in the README, not hidden
+        return f"`{LI2018_SPEC.relative_to(REPO)}` did not load ({exc})"
+    return None
+
+
 def prepare_dataset(work: Path, settings: Settings) -> dict[str, Any]:
     """Write ``analysis.csv`` (study, yi, vi, sei) and ``bench.toml``; return a description."""
     from bayesmeta.spec import load_data, load_spec
 
-    if LI2018_SPEC.exists():
+    unavailable = _li2018_unavailable()
+    if unavailable is None:
         source_spec = load_spec(LI2018_SPEC)
         name = "li2018_number"
-        source = f"`{LI2018_SPEC.relative_to(REPO)}` (load_spec + load_data)"
+        source = (f"`{LI2018_SPEC.relative_to(REPO)}` (load_spec + load_data: its yi/vi; its "
+                  "own priors are replaced by the benchmark priors)")
     else:
         simulate_smd(work / "sim_smd35.csv")
         (work / "sim_smd35.toml").write_text(
             'title = "Simulated 35-study SMD set (benchmark)"\n\n[data]\npath = "sim_smd35.csv"\n\n'
             '[effect]\nmeasure = "SMD"\n')
         source_spec = load_spec(work / "sim_smd35.toml")
-        name = "simulated SMD, k = 35"
+        name = "simulated SMD set"
         source = (f"simulated by `simulate_smd(seed={SIM_SEED})` in this script (arm-level "
-                  f"means/SDs, true mu 0.5, tau 0.3) → SMD (Hedges' g) by `load_data`; "
-                  f"`{LI2018_SPEC.relative_to(REPO)}` did not exist yet")
+                  f"means/SDs, true mu 0.5, tau 0.3) → SMD (Hedges' g) by `load_data`, because "
+                  f"{unavailable}")
     frame = load_data(source_spec)
     labels = frame["label"] if "label" in frame.columns else frame["study"]
     yi = frame["yi"].to_numpy(dtype=float)
@@ -467,6 +483,12 @@ def _ratio(x: float | None, ref: float | None) -> str:
     return f"{r:.2g}×" if r < 10 else f"{r:.0f}×"
 
 
+def _rate(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:,.1f}" if x < 10 else f"{x:,.0f}"
+
+
 @dataclass(frozen=True)
 class Row:
     engine: str
@@ -579,9 +601,8 @@ def render(res: Mapping[str, Any]) -> str:
         eps = None if r.ess_tau is None or not r.wall else r.ess_tau / r.wall
         lines.append(f"| {r.engine} | {r.run} | {_secs(r.wall)} | {_secs(r.cpu)} | "
                      f"{_ratio(r.wall, brms_cold)} | {_ratio(r.wall, brms_warm)} | "
-                     f"{'—' if dps is None else f'{dps:,.0f}'} | "
-                     f"{'—' if r.ess_tau is None else f'{r.ess_tau:,.0f}'} | "
-                     f"{'—' if eps is None else f'{eps:,.0f}'} |")
+                     f"{_rate(dps)} | {'—' if r.ess_tau is None else f'{r.ess_tau:,.0f}'} | "
+                     f"{_rate(eps)} |")
     ex = res["exact"]
     bcg = res.get("exact_bcg")
     lines += ["", f"Exact engine alone: `fit()` median {_secs(ex['fit']['median'])} "
