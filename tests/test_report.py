@@ -390,5 +390,7 @@ def test_write_report_pdf(bcg_run, tmp_path):
     head = pdf.read_bytes()
     assert head[:5] == b"%PDF-"
     assert len(re.findall(rb"/Type\s*/Page[^s]", head)) >= 3  # sections start on new pages
+    box = [float(x) for x in re.search(rb"MediaBox\s*\[([^\]]+)\]", head).group(1).split()]
+    np.testing.assert_allclose(box[2:], [595.28, 841.89], atol=1.5)  # A4 in points, from the print CSS
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(pdf, ARTIFACTS / "report.pdf")
