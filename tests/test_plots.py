@@ -331,6 +331,15 @@ def test_forest_200_studies_paged_and_readable():
     assert_legible(single)
 
 
+def test_forest_pages_keep_subgroup_headers_with_their_studies():
+    df = make_data(80, groups=["A", "B"], seed=3)  # 40 studies per subgroup: page 1 is exactly full
+    df = df.sort_values("group", kind="stable").reset_index(drop=True)
+    pages = forest_pages(df, make_posterior(df), measure="RR", subgroup="group", rows_per_page=40)
+    first, second = (text_strings(p) for p in pages)
+    assert "A" in first and "B" not in first and "A (continued)" not in second
+    assert "B" in second and "B (continued)" not in second
+
+
 def test_forest_rejects_missing_columns():
     with pytest.raises(InputError, match="vi"):
         forest_plot(pd.DataFrame({"label": ["a"], "yi": [0.1]}))

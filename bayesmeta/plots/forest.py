@@ -621,6 +621,9 @@ def forest_pages(
     for r in body:
         if r.kind == "header":
             current_header = r
+            if count >= rows_per_page:  # no orphan header at the foot of a full page
+                pages.append([])
+                count = 0
         if r.kind == "study":
             if count == rows_per_page:
                 pages.append([])
