@@ -463,3 +463,26 @@ def test_tail_correction_of_heavy_tailed_moments():
     assert post.tau.mean == pytest.approx(e1, rel=1e-8)
     assert math.isinf(post.tau.sd) and math.isinf(post.tau2.mean)
     assert post.log_marginal_likelihood is None
+
+
+def test_log_likelihood_is_marginal_over_theta_and_loo_is_reliable() -> None:
+    """The tree's log-likelihood is log N(y_i | mu, v_i + tau²) (theta_i integrated out), so PSIS-LOO
+    estimates leave-one-study-out prediction with Pareto k below 0.7 on the BCG trials (13 studies,
+    I² = 92%: the conditional likelihood gave k > 0.7 for 9 of them)."""
+    import arviz_stats
+
+    from bayesmeta.datasets import load_dataset
+    from bayesmeta.effects import escalc
+
+    data = escalc(load_dataset("bcg"), "RR")
+    post = ExactNormalNormal(data["yi"].to_numpy(), data["vi"].to_numpy(),
+                             tau_prior="halfnormal(0.5)", mu_prior="normal(0, 4)",
+                             labels=list(data["label"])).fit()
+    tree = post.to_datatree(draws=1000, chains=4, seed=11)
+    draws = tree["posterior"]
+    mu = draws["mu"].values[..., None]
+    sd = np.sqrt(data["vi"].to_numpy() + draws["tau2"].values[..., None])
+    expected = stats.norm.logpdf(data["yi"].to_numpy(), loc=mu, scale=sd)
+    np.testing.assert_allclose(tree["log_likelihood"]["y"].values, expected, rtol=1e-12)
+    loo = arviz_stats.loo(tree, pointwise=True, var_name="y")
+    assert float(loo.pareto_k.max()) < 0.7
