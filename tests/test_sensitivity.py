@@ -312,6 +312,28 @@ def test_result_files_and_dict(bcg_spec, tmp_path):
     assert frame.shape[0] == 2
 
 
+def test_exact_psense_flags_a_conflicting_prior_and_not_a_flat_one(bcg_spec):
+    # BCG: tau is about 0.55 on the log-RR scale, far in the tail of half-normal(0.05)
+    strong = run_sensitivity(bcg_spec.with_overrides({"priors.tau": "halfnormal(0.05)"}),
+                             tau_priors=["halfnormal(0.05)"], mu_priors=["normal(0, 10)"],
+                             scheduler=SERIAL).psense
+    assert strong["engine"] == "exact" and strong["prior_var_names"] == ["mu", "tau"]
+    assert strong["variables"]["tau"]["prior"] > strong["threshold"]
+    assert strong["variables"]["tau"]["diagnosis"] == "potential prior-data conflict"
+    flat = run_sensitivity(bcg_spec.with_overrides({"priors.tau": "uniform(0, inf)",
+                                                    "priors.mu": "flat"}),
+                           tau_priors=["uniform(0, inf)"], mu_priors=["flat"],
+                           scheduler=SERIAL).psense
+    assert flat["constant_priors"] == ["mu", "tau"] and flat["prior_var_names"] == []
+    for v in ("mu", "tau"):
+        assert flat["variables"][v]["prior"] == 0.0  # power-scaling a constant changes nothing
+        assert flat["variables"][v]["likelihood"] > strong["threshold"]  # the data dominate
+        assert flat["variables"][v]["diagnosis"] == "✓"
+    off = run_sensitivity(bcg_spec, tau_priors=["halfnormal(0.5)"], mu_priors=["normal(0, 10)"],
+                          scheduler=SERIAL, psense=False)
+    assert off.psense is None and off.to_dict()["psense"] is None
+
+
 def test_combination_seeds_are_deterministic_and_distinct():
     a = combination_seed(2018, "halfnormal(0.5)", "normal(0, 10)")
     assert a == combination_seed(2018, "halfnormal(0.5)", "normal(0, 10)")
@@ -404,7 +426,7 @@ def test_dask_mcmc_sweep_equals_serial_single_fits(mcmc_spec, dask_client):
     """
     from bayesmeta.builders import build_model
     from bayesmeta.inference import fit
-    from bayesmeta.sensitivity._mcmc import psense_of
+    from bayesmeta.sensitivity.psense import mcmc_psense
 
     dask = run_sensitivity(mcmc_spec, scheduler=dask_client, tau_priors=MCMC_TAUS,
                            mu_priors="normal(0, 10)")
@@ -440,7 +462,8 @@ def test_dask_mcmc_sweep_equals_serial_single_fits(mcmc_spec, dask_client):
     model = build_model(data, family="normal", priors={"mu": parse_prior("normal(0, 10)"),
                                                        "tau": parse_prior("halfnormal(0.5)")})
     ps = dask.psense
-    assert ps == json.loads(json.dumps(psense_of(fits["halfnormal(0.5)"].tree, model)))
+    assert ps["engine"] == "mcmc"
+    assert ps == json.loads(json.dumps(mcmc_psense(fits["halfnormal(0.5)"].tree, model)))
     assert ps["prior_var_names"] == ["mu", "tau"] and ps["likelihood_var_names"] == ["y"]
     assert set(ps["variables"]) == {"mu", "tau"}
     for v in ps["variables"].values():

@@ -7,17 +7,13 @@ and the sampler; a new prior combination reuses a compiled model whose prior *st
 once per model and prior family, then only swaps prior parameters (nutpie: no recompilation).
 
 The base combination (the spec's own priors, sampled with the spec's own seed) also yields the
-power-scaling sensitivity diagnostics (Kallioinen, Paananen, Bürkner & Vehtari 2024, Stat Comput
-34:57), computed with ``arviz_stats.psense_summary`` from the log prior of the top-level priors
-only (``mu`` and ``tau``, or their free parameterisation ``log_tau2``/``tau_excess``) and the
-per-study log-likelihood ``y``.
+power-scaling sensitivity diagnostics (:mod:`bayesmeta.sensitivity.psense`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import time
 from typing import Any
 
@@ -25,15 +21,12 @@ import numpy as np
 import pandas as pd
 
 from bayesmeta.errors import BayesmetaError
+from bayesmeta.sensitivity.psense import PSENSE_VARS, mcmc_psense
 from bayesmeta.sensitivity.result import NATURAL_STATS, STATS
 from bayesmeta.sensitivity.tasks import empty_row
 
-__all__ = ["PSENSE_THRESHOLD", "clear_cache", "mcmc_fit", "psense_of"]
+__all__ = ["clear_cache", "mcmc_fit"]
 
-PSENSE_THRESHOLD = 0.05  # Kallioinen et al. (2024), Sec. 4: sensitivity above 0.05 is flagged
-PSENSE_VARS = ("mu", "tau")
-#: Free variables that carry the top-level priors (tau has alternative parameterisations).
-TOP_LEVEL_FREE = ("mu", "tau", "log_tau2", "tau_excess")
 ROW_QUANTITIES = ("mu", "tau", "i2", "theta_new")
 
 #: Per-process cache: ``[(model key, CompiledFit), ...]``.
@@ -93,38 +86,6 @@ def _diagnostics(tree: Any) -> dict[str, float]:
             "divergences": div}
 
 
-def psense_of(tree: Any, model: Any) -> dict[str, Any]:
-    """Power-scaling prior/likelihood sensitivity of ``mu`` and ``tau`` (JSON-able)."""
-    import arviz_stats as azs
-
-    from bayesmeta.diagnostics import add_log_prior
-
-    free = {rv.name for rv in model.free_RVs}
-    prior_vars = [v for v in TOP_LEVEL_FREE if v in free]
-    with_prior = add_log_prior(tree, model, var_names=prior_vars)
-    logger = logging.getLogger("arviz_stats.psense")  # it logs a hint when it flags something;
-    level = logger.level                               # the diagnosis is in the result instead
-    logger.setLevel(logging.ERROR)
-    try:
-        table = azs.psense_summary(with_prior, var_names=list(PSENSE_VARS),
-                                   threshold=PSENSE_THRESHOLD, prior_var_names=prior_vars,
-                                   likelihood_var_names=["y"], round_to=6)
-    finally:
-        logger.setLevel(level)
-    variables = {str(name): {"prior": float(row["prior"]), "likelihood": float(row["likelihood"]),
-                             "diagnosis": str(row["diagnosis"])}
-                 for name, row in table.iterrows()}
-    return {
-        "method": "power-scaling sensitivity (Kallioinen et al. 2024, Stat Comput 34:57), "
-                  "arviz_stats.psense_summary",
-        "threshold": PSENSE_THRESHOLD,
-        "alphas": [0.99, 1.01],
-        "prior_var_names": prior_vars,
-        "likelihood_var_names": ["y"],
-        "variables": variables,
-    }
-
-
 def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_prior: str,
              seed: int, *, null: float, measure: str,
              psense: bool = False) -> dict[str, Any]:
@@ -180,5 +141,5 @@ def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_p
     row.update(_diagnostics(result.tree))
     row["seconds"] = time.perf_counter() - start
     if psense:
-        out["psense"] = psense_of(result.tree, compiled.model)
+        out["psense"] = mcmc_psense(result.tree, compiled.model)
     return out

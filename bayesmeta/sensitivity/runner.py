@@ -40,6 +40,7 @@ from bayesmeta.sensitivity.grid import (
     parse_prior_list,
     reference_scale,
 )
+from bayesmeta.sensitivity.psense import exact_psense
 from bayesmeta.sensitivity.result import SensitivityResult, build_dataset
 from bayesmeta.sensitivity.tasks import EXACT_SEED, combination_seed, exact_batch
 from bayesmeta.spec import Spec, load_data
@@ -308,7 +309,9 @@ def run_sensitivity(
         Called as ``progress(done, total)`` (numbers of fits) at the start and whenever a task
         completes.
     psense
-        Compute power-scaling sensitivity diagnostics from the base fit (MCMC models only).
+        Compute power-scaling sensitivity diagnostics (:mod:`bayesmeta.sensitivity.psense`) of
+        the base fit: in its MCMC task, or from exact draws (the spec's draws, chains and seed)
+        in this process.
     data
         The analysis frame, if already loaded (default: ``load_data(spec)``).
 
@@ -322,6 +325,10 @@ def run_sensitivity(
     tasks = _make_tasks(plan, spec, data, n_workers, psense)
     outputs = _run(tasks, scheduler, n_workers, progress)
     rows, psense_out = _finish(plan, outputs)
+    if psense and plan.engines[plan.base_index] == "exact" and not rows[plan.base_index]["error"]:
+        s = spec.sampling
+        psense_out = exact_psense(data["yi"].to_numpy(float), data["vi"].to_numpy(float),
+                                  *plan.base, draws=s.draws, chains=s.chains, seed=s.seed)
     measure = MEASURES[plan.measure]
     attrs = {
         "title": spec.title,
