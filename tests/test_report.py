@@ -344,6 +344,19 @@ def test_figures_dir_gets_png_and_svg_for_papers(bcg_run, tmp_path):
                            for ext in ("png", "svg"))
 
 
+def test_data_card_html_is_escaped(bcg_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(bcg_run, run)
+    data = tmp_path / "mine.csv"
+    shutil.copy(run / "data.csv", data)
+    data.with_suffix(".md").write_text("# Card\n\n<script>alert(1)</script> <img src=x onerror=alert(2)>\n")
+    spec = (run / "spec.toml").read_text().replace('dataset = "bcg"', f'path = "{data}"')
+    (run / "spec.toml").write_text(spec)
+    html = render_report([RunDir.load(run)], generated="fixed")
+    card = re.search(r"<div class=\"card\" data-card>.*?</div>", html, re.S).group(0)
+    assert "<script>" not in card and "<img" not in card and "&lt;script&gt;alert(1)&lt;/script&gt;" in card
+
+
 def test_render_report_needs_a_run():
     with pytest.raises(InputError):
         render_report([])
