@@ -474,10 +474,12 @@ class CompiledFit:
                   if k in self.model.named_vars}
         for name, value in values.items():
             self.model[name].set_value(np.asarray(value, dtype=self.model[name].dtype))
-        _report(progress, "sample", 0, (sampling.draws + sampling.tune) * sampling.chains)
+        total = (sampling.draws + sampling.tune) * sampling.chains
+        _report(progress, "sample", 0, total)
         t0 = time.perf_counter()
         tree = self.backend.sample(self.handle, self.model, sampling, values, progress)
         t_sample = time.perf_counter() - t0
+        _report(progress, "sample", total, total)
         _report(progress, "postprocess")
         t0 = time.perf_counter()
         tree = _complete_tree(tree, self.model, self.entry, sampling.seed,
@@ -547,11 +549,14 @@ def compile_fit(
 def _complete_tree(tree: xr.DataTree, model: pm.Model, entry: FamilyEntry, seed: int, *,
                    posterior_predictive: bool) -> xr.DataTree:
     """Add ``log_likelihood`` (``y`` per study), ``posterior_predictive`` and attrs."""
-    import pymc as pm
+    if entry.log_likelihood is not None:
+        loglik = xr.Dataset(entry.log_likelihood(tree))
+    else:
+        import pymc as pm
 
-    with _quiet_pymc():
-        loglik = pm.compute_log_likelihood(tree, var_names=list(entry.observed), model=model,
-                                           extend_inferencedata=False, progressbar=False)
+        with _quiet_pymc():
+            loglik = pm.compute_log_likelihood(tree, var_names=list(entry.observed), model=model,
+                                               extend_inferencedata=False, progressbar=False)
     if "y" not in loglik.data_vars:
         loglik["y"] = sum(loglik[name] for name in entry.observed)
     tree["log_likelihood"] = xr.DataTree(loglik)
@@ -677,6 +682,10 @@ def fit_data(
         Run :func:`bayesmeta.diagnostics.check` on the tree.
     """
     sampling = sampling or SamplingSettings()
+    if family == "binomial" and measure not in (None, "RR"):
+        raise SpecError(f"the binomial family models the log risk ratio; effect.measure is "
+                        f"'{measure}' (use measure = \"RR\" or family = \"normal\")",
+                        key="model.family")
     parsed = _parse_priors(priors)
     if "mu" not in parsed:
         raise SpecError("no prior given for mu", key="priors.mu")

@@ -412,3 +412,44 @@ def test_binomial_counts_from_bi_di_and_errors() -> None:
     assert v[0] == pytest.approx(1 / 3 - 1 / 10 + 1 - 1 / 10)
     assert v[1] == pytest.approx(1 / 0.5 - 1 / 11 + 1 / 2.5 - 1 / 11)
     assert math.isnan(v[2])
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy log-likelihoods and replicates used by the inference layer
+# ---------------------------------------------------------------------------------------------
+
+
+def _prior_tree(model, seed: int):
+    """A tree whose ``posterior`` holds prior draws (chain, draw), with the model's data."""
+    import pymc as pm
+    import xarray as xr
+
+    prior = pm.sample_prior_predictive(draws=40, model=model, random_seed=seed)
+    tree = xr.DataTree()
+    tree["posterior"] = xr.DataTree(prior["prior"].to_dataset())
+    tree["observed_data"] = xr.DataTree(prior["observed_data"].to_dataset())
+    tree["constant_data"] = xr.DataTree(prior["constant_data"].to_dataset())
+    return tree
+
+
+@pytest.mark.parametrize("family", ["normal", "binomial"])
+def test_numpy_log_likelihood_equals_pymc(family: str) -> None:
+    import pymc as pm
+
+    data = EIGHT if family == "normal" else COUNTS
+    model = build_model(data, family=family, priors=_priors(tau="halfnormal(1)"))
+    tree = _prior_tree(model, seed=9)
+    entry = get_family(family)
+    ours = entry.log_likelihood(tree)
+    theirs = pm.compute_log_likelihood(tree, model=model, extend_inferencedata=False,
+                                       progressbar=False)
+    assert set(ours) == set(entry.observed) == set(theirs.data_vars)
+    for name in entry.observed:
+        np.testing.assert_allclose(ours[name].transpose("chain", "draw", "study").values,
+                                   theirs[name].transpose("chain", "draw", "study").values,
+                                   rtol=1e-10, atol=1e-10)
+    reps = entry.posterior_predictive(tree, np.random.default_rng(0))
+    assert set(reps) == set(entry.observed)
+    if family == "binomial":
+        n1 = COUNTS["n1i"].to_numpy()
+        assert np.all((reps["y_t"].values >= 0) & (reps["y_t"].values <= n1))

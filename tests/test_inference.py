@@ -23,10 +23,12 @@ from bayesmeta.errors import SpecError
 from bayesmeta.exact import ExactNormalNormal
 from bayesmeta.inference import (
     FitResult,
+    ProgressEvent,
     SamplingSettings,
     compile_fit,
     fit_data,
     resolve_engine,
+    summarise_draws,
 )
 from bayesmeta.priors import parse_prior
 
@@ -107,6 +109,30 @@ def test_jeffreys_with_mcmc_and_unknown_sampler_are_spec_errors() -> None:
     with pytest.raises(SpecError, match="beta"):
         compile_fit(BCG, priors={"mu": "normal(0, 1)", "tau": "halfnormal(1)"},
                     moderators=["ablat"])
+
+
+def test_binomial_family_needs_the_risk_ratio() -> None:
+    counts = pd.DataFrame({"study": ["a"], "ai": [1], "n1i": [5], "ci": [2], "n2i": [5]})
+    with pytest.raises(SpecError, match="log risk ratio"):
+        fit_data(counts, family="binomial", measure="OR", priors=BCG_PRIORS)
+
+
+def test_summaries_of_scalar_and_vector_draws() -> None:
+    import xarray as xr
+
+    rng = np.random.default_rng(0)
+    mu = rng.normal(size=(2, 500, 3))
+    tau = rng.gamma(2.0, size=(2, 500))
+    post = xr.Dataset({"mu": (("chain", "draw", "subgroup"), mu), "tau": (("chain", "draw"), tau)},
+                      coords={"subgroup": ["x", "y", "z"]})
+    out = summarise_draws(post)
+    assert set(out) == {"mu", "tau", "p_mu_positive"}
+    flat = mu.reshape(-1, 3)
+    assert out["mu"]["y"]["q975"] == pytest.approx(np.percentile(flat[:, 1], 97.5), rel=1e-12)
+    assert out["mu"]["z"]["sd"] == pytest.approx(flat[:, 2].std(ddof=1), rel=1e-12)
+    assert out["tau"]["median"] == pytest.approx(np.median(tau), rel=1e-12)
+    assert out["p_mu_positive"] == {lev: float((flat[:, i] > 0).mean())
+                                    for i, lev in enumerate("xyz")}
 
 
 def test_sampling_settings_from_spec_section() -> None:
@@ -265,3 +291,24 @@ def test_binomial_with_zero_cells_and_double_zeros_samples_cleanly() -> None:
     # RR of the pooled non-zero studies is > 1: the posterior of mu leans positive.
     assert result.summary["p_mu_positive"] > 0.5
     assert math.isfinite(result.summary["mu"]["q975"])
+
+
+@pytest.mark.slow
+def test_subgroup_and_regression_results_and_progress_events() -> None:
+    events: list[ProgressEvent] = []
+    quick = SamplingSettings(chains=2, draws=300, tune=300, seed=3)
+    sub = fit_data(BCG, priors=BCG_PRIORS, subgroup="alloc", sampling=quick,
+                   progress=events.append, diagnostics=False)
+    assert sub.engine == "mcmc"
+    assert set(sub.summary["mu"]) == {"alternate", "random", "systematic"}
+    assert set(sub.summary["tau"]) == {"alternate", "random", "systematic"}
+    assert set(sub.summary["p_mu_positive"]) == {"alternate", "random", "systematic"}
+    stages = [e.stage for e in events]
+    assert stages[:2] == ["build", "compile"] and stages[-1] == "done"
+    assert any(e.stage == "sample" and e.done == e.total == 2 * 600 for e in events)
+    reg = fit_data(BCG, priors={**BCG_PRIORS, "beta": "normal(0, 1)"},
+                   moderators=["alloc", "ablat"], sampling=quick, diagnostics=False)
+    assert list(reg.summary["beta"]) == ["alloc[random]", "alloc[systematic]", "ablat"]
+    assert reg.settings["moderators"] == ["alloc", "ablat"]
+    assert reg.settings["priors"]["beta"] == "normal(0, 1)"
+    json.dumps(reg.to_dict())

@@ -56,6 +56,7 @@ __all__ = [
 
 Builder = Callable[..., pm.Model]
 PosteriorPredictive = Callable[[xr.DataTree, np.random.Generator], dict[str, xr.DataArray]]
+LogLikelihood = Callable[[xr.DataTree], dict[str, xr.DataArray]]
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ class FamilyEntry:
         Optional cheap NumPy replicate of the observed data:
         ``(tree, rng) -> {name: DataArray (chain, draw, study)}``, reading ``posterior`` and
         ``constant_data``; None to skip the ``posterior_predictive`` group.
+    log_likelihood
+        Optional NumPy pointwise log-likelihood ``tree -> {name: DataArray (chain, draw,
+        study)}`` for every name in ``observed`` (reads ``posterior``, ``observed_data``,
+        ``constant_data``). None: the inference layer uses ``pm.compute_log_likelihood``, which
+        compiles a function on every fit.
     """
 
     name: str
@@ -86,6 +92,7 @@ class FamilyEntry:
     priors: tuple[str, ...] = ("mu", "tau")
     description: str = ""
     posterior_predictive: PosteriorPredictive | None = None
+    log_likelihood: LogLikelihood | None = None
 
 
 FAMILIES: dict[str, FamilyEntry] = {}
@@ -101,13 +108,14 @@ def register_family(
     priors: Sequence[str] = ("mu", "tau"),
     description: str = "",
     posterior_predictive: PosteriorPredictive | None = None,
+    log_likelihood: LogLikelihood | None = None,
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a builder as family ``name`` (see :class:`FamilyEntry`)."""
 
     def deco(func: Builder) -> Builder:
         FAMILIES[name] = FamilyEntry(name, func, tuple(observed), tuple(priors),
                                      description or (func.__doc__ or "").strip().split("\n")[0],
-                                     posterior_predictive)
+                                     posterior_predictive, log_likelihood)
         return func
 
     return deco
@@ -164,14 +172,16 @@ def build_model(
 
 
 def _register_builtin() -> None:
-    from bayesmeta.builders.binomial import build_binomial, replicate_counts
-    from bayesmeta.builders.normal import build_normal, replicate_effects
+    from bayesmeta.builders.binomial import build_binomial, count_log_likelihood, replicate_counts
+    from bayesmeta.builders.normal import build_normal, effect_log_likelihood, replicate_effects
 
     register_family("normal", description="normal–normal model on yi/vi (any measure)",
-                    posterior_predictive=replicate_effects)(build_normal)
+                    posterior_predictive=replicate_effects,
+                    log_likelihood=effect_log_likelihood)(build_normal)
     register_family("binomial", observed=("y_t", "y_c"),
                     description="exact binomial likelihood on counts, log risk-ratio scale",
-                    posterior_predictive=replicate_counts)(build_binomial)
+                    posterior_predictive=replicate_counts,
+                    log_likelihood=count_log_likelihood)(build_binomial)
 
 
 _register_builtin()

@@ -41,13 +41,20 @@ import numpy as np
 import pandas as pd
 import pymc as pm
 import pytensor.tensor as pt
+from scipy import stats
 import xarray as xr
 
 from bayesmeta.builders.regression import _row, add_random_effects, study_labels
 from bayesmeta.errors import InputError
 from bayesmeta.priors import Prior
 
-__all__ = ["build_binomial", "count_arrays", "log_rr_variance", "replicate_counts"]
+__all__ = [
+    "build_binomial",
+    "count_arrays",
+    "count_log_likelihood",
+    "log_rr_variance",
+    "replicate_counts",
+]
 
 DEFAULT_BASELINE = (1.0, 1.0)
 
@@ -154,4 +161,15 @@ def replicate_counts(tree: xr.DataTree, rng: np.random.Generator) -> dict[str, x
         prob = post[p].transpose("chain", "draw", "study")
         size = np.broadcast_to(const[n].values, prob.shape)
         out[name] = prob.copy(data=rng.binomial(size, np.clip(prob.values, 0.0, 1.0)))
+    return out
+
+
+def count_log_likelihood(tree: xr.DataTree) -> dict[str, xr.DataArray]:
+    """Pointwise ``log Bin(y_t | n1i, p_t)`` and ``log Bin(y_c | n2i, p_c)`` per draw."""
+    post, obs, const = tree["posterior"], tree["observed_data"], tree["constant_data"]
+    out = {}
+    for name, n, p in (("y_t", "n1i", "p_t"), ("y_c", "n2i", "p_c")):
+        prob = post[p].transpose("chain", "draw", "study")
+        out[name] = prob.copy(data=stats.binom.logpmf(obs[name].values, const[n].values,
+                                                      prob.values))
     return out

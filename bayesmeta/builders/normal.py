@@ -19,7 +19,7 @@ from bayesmeta.builders.regression import _row, add_random_effects, study_labels
 from bayesmeta.errors import InputError
 from bayesmeta.priors import Prior
 
-__all__ = ["build_normal", "effect_arrays", "replicate_effects"]
+__all__ = ["build_normal", "effect_arrays", "effect_log_likelihood", "replicate_effects"]
 
 
 def effect_arrays(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -83,3 +83,11 @@ def replicate_effects(tree: xr.DataTree, rng: np.random.Generator) -> dict[str, 
     theta = tree["posterior"]["theta"].transpose("chain", "draw", "study")
     sd = np.sqrt(tree["constant_data"]["vi"].values)
     return {"y": theta.copy(data=theta.values + sd * rng.standard_normal(theta.shape))}
+
+
+def effect_log_likelihood(tree: xr.DataTree) -> dict[str, xr.DataArray]:
+    """Pointwise ``log N(y_i | theta_i, v_i)`` per draw (the log-density of observed ``y``)."""
+    theta = tree["posterior"]["theta"].transpose("chain", "draw", "study")
+    y = tree["observed_data"]["y"].values
+    vi = tree["constant_data"]["vi"].values
+    return {"y": theta.copy(data=-0.5 * (np.log(2 * np.pi * vi) + (y - theta.values) ** 2 / vi))}
