@@ -90,8 +90,13 @@ def fit_spec(spec: Spec, *, progress: Progress | None = None, strict_data: bool 
     result = fit(spec, progress=progress)
     scale = get_measure(spec.effect.measure).scale
     published = None if spec.published is None else spec.published.model_dump()
-    comparison = compare(published, {**reference.to_dict(), "animals": reference.animals},
-                         result.summary, measure_scale="log" if scale == "log" else "identity")
+    frequentist = reference.to_dict()
+    frequentist.pop("animals", None)
+    for key in ("animals", "participants"):  # subjects are compared under the paper's own word
+        if published is not None and published.get(key) is not None:
+            frequentist[key] = reference.animals
+    comparison = compare(published, frequentist, result.summary,
+                         measure_scale="log" if scale == "log" else "identity")
     return FitRun(spec=spec, fit=result, reference=reference, comparison=comparison)
 
 
