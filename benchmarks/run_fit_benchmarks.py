@@ -402,6 +402,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
                                                     "benchmarks/run_fit_benchmarks.py",
                                                     *args.argv])}
     t_start = time.perf_counter()
+    cpu = CpuClock()
     print(f"work dir {work}")
     data = prepare_dataset(work, settings)
     results["dataset"] = {k: v for k, v in data.items() if k not in ("yi", "vi")}
@@ -441,6 +442,7 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         results["brms"] = run_brms(data["csv"], settings, work)
     results["machine"]["loadavg_end"] = list(os.getloadavg())
     results["total_wall"] = time.perf_counter() - t_start
+    results["total_cpu"] = cpu.elapsed()
     results["versions"] = {"python": package_versions(PYTHON_PACKAGES),
                            "r": results.get("brms", {}).get("versions")}
     (work / "results.json").write_text(json.dumps(results, indent=1))
@@ -570,7 +572,9 @@ def render(res: Mapping[str, Any]) -> str:
     lines = [SECTION_TITLE, "", BEGIN_MARK, ""]
     lines += [
         f"Measured {res['started']} in one run of `benchmarks/run_fit_benchmarks.py` "
-        f"(total {res['total_wall'] / 60:.1f} min). Regenerate with:", "",
+        f"(total {res['total_wall'] / 60:.1f} min wall"
+        + (f", {res['total_cpu'] / 60:.1f} min CPU" if "total_cpu" in res else "")
+        + "). Regenerate with:", "",
         "```sh",
         "cd /work/main && " + res["command"],
         "```", "",
@@ -603,6 +607,7 @@ def render(res: Mapping[str, Any]) -> str:
                      f"{_ratio(r.wall, brms_cold)} | {_ratio(r.wall, brms_warm)} | "
                      f"{_rate(dps)} | {'—' if r.ess_tau is None else f'{r.ess_tau:,.0f}'} | "
                      f"{_rate(eps)} |")
+    lines += ["", *_summary_lines(res, brms_cold, brms_warm)]
     ex = res["exact"]
     bcg = res.get("exact_bcg")
     lines += ["", f"Exact engine alone: `fit()` median {_secs(ex['fit']['median'])} "
@@ -615,6 +620,48 @@ def render(res: Mapping[str, Any]) -> str:
     lines += _machine_lines(res)
     lines += ["", END_MARK, ""]
     return "\n".join(lines)
+
+
+def _summary_lines(res: Mapping[str, Any], brms_cold: float | None,
+                   brms_warm: float | None) -> list[str]:
+    """Headline comparisons computed from the measurements (no hand-written numbers)."""
+    out = ["In short (wall-clock ratios from the table above):", ""]
+    ex = res["exact"]["fit_summary"]["median"]
+    if brms_warm and brms_cold:
+        out.append(f"- the exact engine (fit + summary, {_secs(ex)}) takes "
+                   f"{_ratio(ex, brms_warm)} the time of brms's warm refit and "
+                   f"{_ratio(ex, brms_cold)} of its cold fit ({brms_warm / ex:,.0f}× and "
+                   f"{brms_cold / ex:,.0f}× faster);")
+    cli = {s: e["cli_cold"]["wall"] for s, e in res["runs"].items()
+           if e.get("cli_cold", {}).get("returncode") == 0}
+    if cli and brms_cold:
+        best = min((s for s in cli if s != "exact"), key=cli.get, default=None)
+        brms_cpu = res["brms"]["timings"]["cpu"]["brm"]
+        if best is not None:
+            best_cpu = res["runs"][best]["cli_cold"]["cpu"]
+            out.append(f"- cold, end to end: the fastest MCMC CLI run ({best}, "
+                       f"{_secs(cli[best])}) takes {_ratio(cli[best], brms_cold)} the time of "
+                       f"brms's `brm()` (CPU seconds: {best_cpu:.1f} vs {brms_cpu:.1f}, "
+                       f"{_ratio(best_cpu, brms_cpu)}); the exact-engine CLI "
+                       f"{_secs(cli.get('exact'))} ({_ratio(cli.get('exact'), brms_cold)});")
+    w = res["runs"].get("nutpie", {}).get("worker", {})
+    if "second" in w and "compiled_reuse" in w and brms_warm:
+        p = w["second"]["phases"]
+        out.append(f"- warm: a second `inference.fit` with nutpie spends {_secs(p['compile'])} "
+                   f"of its {_secs(w['second']['wall'])} recompiling (`fit()` builds and "
+                   "compiles on every call); reusing the `CompiledFit` takes "
+                   f"{_secs(w['compiled_reuse']['wall'])} ({_ratio(w['compiled_reuse']['wall'], brms_warm)} "
+                   "of brms's `update()`);")
+    e = res["runs"].get("exact", {})
+    if e.get("cli_warm", {}).get("phases") and "import" in e.get("worker", {}):
+        c = e["cli_warm"]
+        fit_time = sum(c["phases"].values())
+        out.append(f"- the exact-engine CLI spends {_secs(c['wall'] - fit_time)} of "
+                   f"{_secs(c['wall'])} outside the fit (interpreter, imports incl. PyMC, the "
+                   "frequentist reference, writing the run directory) and "
+                   f"{_secs(c['phases'].get('postprocess'))} in post-processing "
+                   "(draws, log-likelihood, diagnostics incl. PSIS-LOO).")
+    return out
 
 
 def _agreement_lines(res: Mapping[str, Any]) -> list[str]:
@@ -708,7 +755,7 @@ def _machine_lines(res: Mapping[str, Any]) -> list[str]:
     v = res["versions"]
     py = ", ".join(f"{k} {val}" for k, val in v["python"].items() if val)
     r = v.get("r") or {}
-    rv = ", ".join(f"{k} {val}" for k, val in r.items()) or "—"
+    rv = ", ".join(str(val) if k == "R" else f"{k} {val}" for k, val in r.items()) or "—"
     la0 = ", ".join(f"{x:.1f}" for x in m["loadavg"])
     la1 = ", ".join(f"{x:.1f}" for x in m.get("loadavg_end", []))
     shared = (m["loadavg"][0] > 0.5 * (m["usable_cores"] or 1))
