@@ -444,8 +444,12 @@ class CompiledFit:
         return self.backend.name
 
     def accepts(self, priors: Mapping[str, Prior | str]) -> bool:
-        """Whether ``priors`` can be used without rebuilding (same families and bounds)."""
-        new = {**self.priors, **_parse_priors(priors)}
+        """Whether ``priors`` can be used without rebuilding (same families and bounds).
+
+        Entries for variables the model does not have (e.g. ``beta`` without moderators) are
+        ignored."""
+        new = {**self.priors,
+               **{k: v for k, v in _parse_priors(priors).items() if k in self.priors}}
         return prior_structure(new) == prior_structure(self.priors)
 
     def sample(self, sampling: SamplingSettings | None = None, *,
