@@ -110,7 +110,8 @@ def bench_mcmc(spec, client, draws: int | None, tune: int | None) -> dict[str, A
             "dask_n": n_dask, "dask_wall": wall, "dask_cpu": cpu}
 
 
-def section(results: dict[str, Any], machine: dict[str, Any], versions: dict[str, Any]) -> str:
+def section(results: dict[str, Any], machine: dict[str, Any], versions: dict[str, Any],
+            skipped: dict[str, str]) -> str:
     load = machine["loadavg"]
     lines = [SECTION_TITLE, "", BEGIN_MARK, "",
              f"Measured {time.strftime('%Y-%m-%d')} on {machine['usable_cores']} usable cores "
@@ -146,6 +147,8 @@ def section(results: dict[str, Any], machine: dict[str, Any], versions: dict[str
               "cost is compilation (once per worker and prior family); a warm refit only "
               "samples. Per-fit times are in the `seconds` column of every sweep.",
               "",
+              *(f"Not measured: `{n}` ({why})." for n, why in skipped.items()),
+              "",
               "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v), "",
               END_MARK, ""]
     return "\n".join(lines)
@@ -163,6 +166,23 @@ def write_readme(path: Path, text: str) -> None:
     path.write_text(new.rstrip("\n") + "\n")
 
 
+def _usable_specs(names: Sequence[str]) -> tuple[tuple[str, ...], dict[str, str]]:
+    """Specs whose file exists and whose data load; the others with the reason."""
+    from bayesmeta.errors import BayesmetaError
+    from bayesmeta.spec import load_data, load_spec
+
+    usable, skipped = [], {}
+    for name in names:
+        path = REPO / "models" / name
+        try:
+            load_data(load_spec(path))
+        except BayesmetaError as exc:
+            skipped[name] = str(exc)
+            continue
+        usable.append(name)
+    return tuple(usable), skipped
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--readme", type=Path, help="write the results section into this README")
@@ -175,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine = machine_info()
     from bayesmeta.spec import load_spec
 
-    names = ("bcg.toml",) if args.quick else tuple(n for n in SPECS if (REPO / "models" / n).exists())
+    names, skipped = _usable_specs(("bcg.toml",) if args.quick else SPECS)
     draws, tune = (200, 200) if args.quick else (args.draws, args.tune)
     cluster, client = _cluster(2)
     results: dict[str, dict[str, Any]] = {"exact": {}, "mcmc": {}}
@@ -194,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.close()
         cluster.close()
     versions = package_versions(["bayesmeta", "distributed", "nutpie", "pymc", "numpy", "scipy"])
-    text = section(results, machine, versions)
+    text = section(results, machine, versions, skipped)
     print(text)
     if args.readme and not args.quick:
         write_readme(args.readme, text)
