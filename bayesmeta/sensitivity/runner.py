@@ -304,7 +304,8 @@ def run_sensitivity(
         ``None`` (a LocalCluster of ``n_workers`` processes for this run), the address of a
         running Dask scheduler, a :class:`distributed.Client`, or ``"serial"`` (no Dask).
     n_workers
-        Worker processes of the LocalCluster (one thread each).
+        Worker processes of the LocalCluster (one thread each); with a running cluster, the
+        number of workers to split the exact-engine grid for (3 batches per worker).
     progress
         Called as ``progress(done, total)`` (numbers of fits) at the start and whenever a task
         completes.
