@@ -164,6 +164,26 @@ def test_exact_fit_contract_and_summary_from_the_exact_posterior() -> None:
     assert result.diagnostics is not None and result.diagnostics.engine == "exact"
 
 
+def test_fit_spec_reads_data_and_applies_overrides(tmp_path: Path) -> None:
+    from bayesmeta.inference import fit
+    from bayesmeta.spec import spec_from_dict
+
+    EIGHT.to_csv(tmp_path / "eight.csv", index=False)
+    spec = spec_from_dict({
+        "data": {"path": "eight.csv"},
+        "effect": {"measure": "GEN"},
+        "priors": {"mu": "normal(0, 20)", "tau": "halfcauchy(5)"},
+        "sampling": {"engine": "mcmc", "chains": 4, "draws": 2000},
+    }, source=tmp_path / "spec.toml")
+    result = fit(spec, engine="auto", chains=2, draws=300, seed=4, diagnostics=False)
+    assert (result.engine, result.measure) == ("exact", "GEN")
+    assert result.tree["posterior"]["mu"].shape == (2, 300)
+    assert result.settings["seed"] == 4
+    exact = _exact(EIGHT, EIGHT_PRIORS)
+    assert result.summary["tau"]["median"] == float(exact.tau.ppf(0.5))
+    assert list(result.tree["posterior"]["theta"]["study"].values) == list("ABCDEFGH")
+
+
 # ---------------------------------------------------------------------------------------------
 # MCMC against the exact engine (slow)
 # ---------------------------------------------------------------------------------------------
