@@ -432,7 +432,27 @@ def _prior_tree(model, seed: int):
     return tree
 
 
-@pytest.mark.parametrize("family", ["normal", "binomial"])
+@pytest.mark.parametrize("subgroup", [None, "separate", "shared"])
+def test_normal_log_likelihood_is_marginal_over_theta(subgroup: str | None) -> None:
+    """log N(y_i | mu_i, v_i + tau_i²) with scipy, per draw, for pooled and subgroup models."""
+    from scipy import stats
+
+    data = EIGHT.assign(grp=["a", "a", "b", "b", "a", "b", "a", "b"])
+    kwargs = {} if subgroup is None else {"subgroup": "grp", "subgroup_tau": subgroup}
+    model = build_model(data, family="normal", priors=_priors(tau="halfnormal(1)"), **kwargs)
+    tree = _prior_tree(model, seed=4)
+    ours = get_family("normal").log_likelihood(tree)["y"].transpose("chain", "draw", "study").values
+    post = tree["posterior"]
+    mu = post["mu"].values
+    tau = post["tau"].values
+    codes = (data["grp"] == "b").to_numpy().astype(int)
+    mu_i = mu[..., codes] if subgroup else mu[..., None]
+    tau_i = tau[..., codes] if subgroup == "separate" else tau[..., None]
+    expected = stats.norm.logpdf(data["yi"].to_numpy(), mu_i, np.sqrt(data["vi"].to_numpy() + tau_i**2))
+    np.testing.assert_allclose(ours, expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize("family", ["binomial"])
 def test_numpy_log_likelihood_equals_pymc(family: str) -> None:
     import pymc as pm
 

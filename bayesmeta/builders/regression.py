@@ -238,6 +238,12 @@ def add_random_effects(
         loc = loc + pt.dot(X, beta)
     z = pm.Normal("z", 0.0, 1.0, dims="study")
     theta = pm.Deterministic("theta", loc + tau_i * z, dims="study")
+    # The study's expected effect and its heterogeneity SD, for the marginal log-likelihood
+    # log N(y_i | eta_i, v_i + tau_i^2) that PSIS-LOO uses (theta_i integrated out).
+    k = len(data)
+    pm.Deterministic("eta", pt.broadcast_to(loc, (k,)), dims="study")
+    if separate:
+        pm.Deterministic("tau_study", tau_i, dims="study")
     tau_dims = "subgroup" if separate else None
     tau2 = pm.Deterministic("tau2", tau**2, dims=tau_dims)
     s2 = _s2(np.asarray(vi, dtype=float), design, separate)
