@@ -31,8 +31,10 @@ Output (:class:`FitResult`)
 ---------------------------
 ``tree`` is an :class:`xarray.DataTree` with groups ``posterior`` (``mu``, ``tau``, ``tau2``,
 ``i2``, ``theta`` [study], ``theta_new``, ``z``, ``z_new``, ``beta`` [coef] with moderators,
-family extras such as ``p_t``/``p_c``), ``sample_stats`` (MCMC), ``log_likelihood`` (``y``
-[study]: the per-study pointwise log-likelihood, the sum over the family's observed variables),
+family extras such as ``eta``/``p_t``/``p_c``), ``sample_stats`` (MCMC), ``log_likelihood``
+(``y`` [study]: the per-study pointwise log-likelihood for PSIS-LOO, from the family's
+``log_likelihood`` function: marginal over ``theta_i`` for the normal family, the sum over the
+observed ``y_t`` + ``y_c`` for the binomial one),
 ``observed_data``, ``constant_data`` (``vi`` and the ``*_prior_*`` values) and
 ``posterior_predictive`` (``y`` for the normal family; ``y_t``, ``y_c`` for the binomial one),
 and ``tree.attrs["engine"]`` (``"exact"`` or ``"mcmc"``).
@@ -45,10 +47,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
@@ -599,7 +600,7 @@ def _fit_exact(data: pd.DataFrame, priors: dict[str, Prior], sampling: SamplingS
     t_exact = time.perf_counter() - t0
     t0 = time.perf_counter()
     tree = post.to_datatree(draws=sampling.draws, chains=sampling.chains, seed=sampling.seed)
-    tree = _complete_exact_tree(tree, yi, vi, labels, sampling.seed)
+    tree = _complete_exact_tree(tree, vi, sampling.seed)
     summary = {k: exact_summary[k] for k in ("mu", "tau", "tau2", "i2", "theta_new",
                                              "p_mu_positive")}
     summary["theta"] = {lab: {s: row[s] for s in STATS}
@@ -618,24 +619,12 @@ def _fit_exact(data: pd.DataFrame, priors: dict[str, Prior], sampling: SamplingS
                      timings={"exact": t_exact, "postprocess": time.perf_counter() - t0})
 
 
-def _complete_exact_tree(tree: xr.DataTree, yi: np.ndarray, vi: np.ndarray,
-                         labels: list[str], seed: int) -> xr.DataTree:
-    """Make an exact-engine tree look like an MCMC one where it matters downstream."""
-    from scipy import stats
-
-    study = {"study": labels}
-    if "observed_data" not in tree.children:
-        tree["observed_data"] = xr.DataTree(xr.Dataset({"y": ("study", yi)}, coords=study))
-    if "constant_data" not in tree.children:
-        tree["constant_data"] = xr.DataTree(xr.Dataset({"vi": ("study", vi)}, coords=study))
-    theta = tree["posterior"]["theta"]
-    if "log_likelihood" not in tree.children:
-        ll = xr.apply_ufunc(lambda t: stats.norm.logpdf(yi, t, np.sqrt(vi)), theta,
-                            input_core_dims=[["study"]], output_core_dims=[["study"]])
-        tree["log_likelihood"] = xr.DataTree(xr.Dataset({"y": ll}))
+def _complete_exact_tree(tree: xr.DataTree, vi: np.ndarray, seed: int) -> xr.DataTree:
+    """Add the ``posterior_predictive`` group (``y ~ N(theta, vi)``) to an exact-engine tree,
+    which already has ``posterior``, ``log_likelihood``, ``observed_data``, ``constant_data``."""
     if "posterior_predictive" not in tree.children:
         rng = np.random.default_rng([seed, 1])
-        th = theta.transpose(..., "study")
+        th = tree["posterior"]["theta"].transpose(..., "study")
         y_rep = th.copy(data=th.values + np.sqrt(vi) * rng.standard_normal(th.shape))
         tree["posterior_predictive"] = xr.DataTree(xr.Dataset({"y": y_rep}))
     tree.attrs["engine"] = "exact"

@@ -156,8 +156,9 @@ def test_deterministics_theta_tau2_i2_theta_new() -> None:
     w = 1 / EIGHT["vi"].to_numpy()
     s2 = (8 - 1) * w.sum() / (w.sum() ** 2 - (w**2).sum())  # Higgins & Thompson 2002, eq. 9
     z = np.linspace(-1.5, 2.0, 8)
-    theta, tau2, i2, theta_new = _eval(model, ("theta", "tau2", "i2", "theta_new"), {"mu": 2.0, "tau_log__": math.log(3.0), "z": z,
-                                     "z_new": -0.7})
+    theta, tau2, i2, theta_new = _eval(model, ("theta", "tau2", "i2", "theta_new"),
+                                       {"mu": 2.0, "tau_log__": math.log(3.0), "z": z,
+                                        "z_new": -0.7})
     np.testing.assert_allclose(theta, 2.0 + 3.0 * z, rtol=1e-14)
     assert tau2 == pytest.approx(9.0, rel=1e-14)
     assert i2 == pytest.approx(100 * 9 / (9 + s2), rel=1e-13)
@@ -278,7 +279,8 @@ def test_subgroups_separate_tau_logp_and_i2() -> None:
                 + stats.norm.logpdf(data["yi"], mu[g] + tau[g] * z, np.sqrt(data["vi"])).sum())
     assert _logp_fn(model)(point) == pytest.approx(expected, rel=RTOL_LOGP)
     tau_ref = np.array([math.sqrt(_case(f"subset_{lev}")["tau2"]) for lev in levels])
-    i2, theta_new = _eval(model, ["i2", "theta_new"], {"tau_log__": np.log(tau_ref), "mu": mu, "z_new": z_new})
+    i2, theta_new = _eval(model, ["i2", "theta_new"],
+                          {"tau_log__": np.log(tau_ref), "mu": mu, "z_new": z_new})
     np.testing.assert_allclose(i2, [_case(f"subset_{lev}")["I2"] for lev in levels],
                                rtol=RTOL_METAFOR)
     np.testing.assert_allclose(theta_new, mu + tau_ref * z_new, rtol=1e-14)

@@ -172,6 +172,7 @@ def prior_structure(priors: Mapping[str, Any]) -> tuple[tuple[Any, ...], ...]:
     """Hashable key: two prior sets with equal keys can share one built/compiled model
     (non-:class:`Prior` entries must be equal)."""
     return tuple(sorted(
-        (var, p.family, tuple(_numeric_params(p))) if isinstance(p, Prior) else (var, "raw", (str(p),))
+        (var, p.family, tuple(_numeric_params(p))) if isinstance(p, Prior)
+        else (var, "raw", (str(p),))
         for var, p in priors.items()
     ))
