@@ -48,14 +48,18 @@ def render(payload: dict[str, Any]) -> None:
     if isinstance(p, float):
         console.print(f"P(mu > 0) = {p:.4f}")
     comp = Table(title="Paper vs frequentist reproduction vs posterior (printed scale)")
-    for col in ("quantity", "published", "frequentist", "bayes_median", "bayes_q025", "bayes_q975", "flag"):
-        comp.add_column(col)
+    cols = ("quantity", "published", "frequentist", "bayes_median", "bayes_q025", "bayes_q975")
+    for col in cols:
+        comp.add_column(col, justify="right")
+    flags = []
     for row in payload["comparison"]["rows"]:
         comp.add_row(*[("" if row.get(c) is None else f"{row[c]:.4g}" if isinstance(row.get(c), float)
-                        else str(row.get(c))) for c in
-                       ("quantity", "published", "frequentist", "bayes_median", "bayes_q025",
-                        "bayes_q975")], f"[red]{row.get('flag') or ''}[/]")
+                        else str(row.get(c))) for c in cols])
+        if row.get("flag"):
+            flags.append(f"{row['quantity']}: {row['flag']}")
     console.print(comp)
+    for flag in flags:
+        console.print(f"  [red]flag[/] {flag}")
     diag = payload.get("diagnostics") or {}
     if diag.get("problems"):
         err_console.print(f"[bold red]{len(diag['problems'])} sampler problem(s): do not trust this fit "
