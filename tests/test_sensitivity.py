@@ -275,13 +275,6 @@ def test_failed_combination_is_reported_not_raised(tmp_path):
     assert res.to_dict()["n_failed"] == 1
 
 
-def test_subgroup_models_are_refused(tmp_path):
-    spec = _gen_spec(tmp_path, Y_SPLIT, V_SPLIT, extra={"grp": list("aabbb")},
-                     model={"subgroup": "grp"})
-    with pytest.raises(SpecError, match="subgroup"):
-        run_sensitivity(spec, scheduler=SERIAL)
-
-
 def test_result_files_and_dict(bcg_spec, tmp_path):
     res = run_sensitivity(bcg_spec, tau_priors="halfnormal(0.5);halfcauchy(0.5)",
                           mu_priors="normal(0, 10)", scheduler=SERIAL)
@@ -307,8 +300,9 @@ def test_result_files_and_dict(bcg_spec, tmp_path):
     assert again.to_csv(tmp_path / "b.csv").read_bytes() == csv1  # no wall times in the CSV
     assert "seconds" in pd.read_csv(res.to_csv(tmp_path / "c.csv", timings=True)).columns
     frame = res.to_frame()
-    assert list(frame.columns[:8]) == ["tau_prior", "mu_prior", "engine", "mu_median", "mu_mean",
-                                      "mu_sd", "mu_q025", "mu_q975"]
+    assert list(frame.columns[:9]) == ["tau_prior", "mu_prior", "engine", "subgroup", "mu_median",
+                                      "mu_mean", "mu_sd", "mu_q025", "mu_q975"]
+    assert (frame.subgroup == "").all() and "subgroup" not in d["priors"][0]
     assert frame.shape[0] == 2
 
 
@@ -471,3 +465,38 @@ def test_dask_mcmc_sweep_equals_serial_single_fits(mcmc_spec, dask_client):
     d = dask.to_dict()
     json.dumps(d, allow_nan=False)
     assert d["base"]["diagnostics"]["divergences"] == 0
+
+
+@pytest.mark.slow
+def test_subgroup_model_sweep_has_one_row_per_level():
+    """BCG by allocation (3 levels, separate taus): rows per (combination, level), each equal to
+    the single fit's per-level summaries; conclusions compared level by level."""
+    from bayesmeta.inference import fit
+
+    spec = spec_from_dict({"data": {"dataset": "bcg"}, "effect": {"measure": "RR"},
+                           "model": {"subgroup": "alloc"},
+                           "priors": {"tau": "halfnormal(0.5)", "mu": "normal(0, 10)"},
+                           "sampling": {**MCMC_SAMPLING, "engine": "auto"}})
+    res = run_sensitivity(spec, tau_priors=MCMC_TAUS, mu_priors="normal(0, 10)", scheduler=SERIAL)
+    frame = res.to_frame()
+    levels = ["alternate", "random", "systematic"]
+    assert sorted(set(frame.subgroup)) == levels and len(frame) == 2 * 3
+    assert set(frame.engine) == {"mcmc"} and (frame.error == "").all()
+    base = fit(spec, diagnostics=False)
+    assert base.engine == "mcmc"
+    primary = frame[frame.primary].set_index("subgroup")
+    assert sorted(primary.index) == levels
+    for level in levels:
+        for q in QUANTITIES:  # tau and I² are per level with separate taus
+            for s in STATS:
+                assert primary.loc[level, f"{q}_{s}"] == base.summary[q][level][s], (level, q, s)
+        assert primary.loc[level, "p_effect"] == base.summary["p_mu_positive"][level]
+    for row in frame.itertuples():
+        base_conclusion = primary.loc[row.subgroup, "conclusion"]
+        assert row.conclusion_changes is (row.conclusion != base_conclusion)
+    d = res.to_dict()
+    assert set(d["base_by_subgroup"]) == set(levels)
+    assert {p["subgroup"] for p in d["priors"]} == set(levels)
+    assert {f"mu[{lv}]" for lv in levels} <= set(d["psense"]["variables"])
+    assert {f"tau[{lv}]" for lv in levels} <= set(d["psense"]["variables"])
+    json.dumps(d, allow_nan=False)

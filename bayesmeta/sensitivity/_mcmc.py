@@ -109,7 +109,9 @@ def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_p
     Returns
     -------
     dict
-        ``{"rows": [row], "psense": dict | None}``.
+        ``{"rows": [...], "psense": dict | None}``: one row, or one per subgroup level
+        (``subgroup`` set; ``tau``/``i2`` are the level's own with separate taus, the shared
+        ones otherwise).
     """
     from bayesmeta.effects import MEASURES
     from bayesmeta.inference import SamplingSettings
@@ -131,15 +133,37 @@ def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_p
         row["seconds"] = time.perf_counter() - start
         return out
     post = result.tree["posterior"]
-    for q in ROW_QUANTITIES:
-        row.update({f"{q}_{st}": float(result.summary[q][st]) for st in STATS})
-    mu = np.asarray(post["mu"].values, dtype=float)
-    row["p_effect"] = float(np.mean(mu > null))
     to_natural = MEASURES[measure].to_natural
-    for st in NATURAL_STATS:
-        row[f"mu_natural_{st}"] = float(to_natural(row[f"mu_{st}"]))
-    row.update(_diagnostics(result.tree))
-    row["seconds"] = time.perf_counter() - start
+    levels = _levels(post)
+    diag = _diagnostics(result.tree)
+    seconds = time.perf_counter() - start
+    rows = []
+    for level in levels:
+        r = dict(row) if level is None else {**row, "subgroup": str(level)}
+        for q in ROW_QUANTITIES:
+            stats = result.summary[q]
+            if level is not None and q in _per_level(post):
+                stats = stats[str(level)]
+            r.update({f"{q}_{st}": float(stats[st]) for st in STATS})
+        mu = post["mu"] if level is None else post["mu"].sel(subgroup=level)
+        r["p_effect"] = float(np.mean(np.asarray(mu.values, dtype=float) > null))
+        for st in NATURAL_STATS:
+            r[f"mu_natural_{st}"] = float(to_natural(r[f"mu_{st}"]))
+        r.update(diag)
+        r["seconds"] = seconds
+        rows.append(r)
+    out["rows"] = rows
     if psense:
         out["psense"] = mcmc_psense(result.tree, compiled.model)
     return out
+
+
+def _levels(post: Any) -> list[Any]:
+    """Subgroup levels of ``mu`` (``[None]`` when mu is a scalar)."""
+    mu = post["mu"]
+    return [None] if "subgroup" not in mu.dims else list(mu["subgroup"].values)
+
+
+def _per_level(post: Any) -> set[str]:
+    """Row quantities that have one value per subgroup level."""
+    return {q for q in ROW_QUANTITIES if "subgroup" in post[q].dims}

@@ -12,6 +12,7 @@ with its default perturbation ``alpha in (0.99, 1.01)`` and threshold 0.05.
   :mod:`bayesmeta.priors` (:func:`bayesmeta.diagnostics.add_log_prior_from_densities`). A flat
   prior has a constant log density, so power-scaling it changes nothing (sensitivity 0).
 
+Variables with a subgroup dimension are reported per level (``"mu[early]"``).
 Flat and uniform priors (constant densities) are reported with prior sensitivity 0 and listed
 under ``constant_priors``; the diagnosis labels are those of ``psense_summary``.
 """
@@ -46,6 +47,14 @@ def _diagnosis(prior: float, likelihood: float) -> str:
     return "✓"
 
 
+def _elements(da: Any) -> list[tuple[str, tuple[int, ...]]]:
+    """``("mu", ())`` for a scalar, ``("mu[level]", (i,))`` per element of a 1-D variable."""
+    if da.ndim == 0:
+        return [(str(da.name), ())]
+    dim = da.dims[0]
+    return [(f"{da.name}[{c}]", (i,)) for i, c in enumerate(da[dim].values)]
+
+
 def _summary(tree: Any, prior_vars: list[str], constant: list[str], engine: str) -> dict[str, Any]:
     """Prior and likelihood sensitivity of mu and tau; ``constant`` priors have sensitivity 0.
 
@@ -62,9 +71,11 @@ def _summary(tree: Any, prior_vars: list[str], constant: list[str], engine: str)
                         group_var_names=scaled) if scaled else None)
     variables = {}
     for name in PSENSE_VARS:
-        p = float(prior[name]) if prior is not None else 0.0
-        lk = float(like[name])
-        variables[name] = {"prior": p, "likelihood": lk, "diagnosis": _diagnosis(p, lk)}
+        lk_da = like[name]
+        for label, index in _elements(lk_da):
+            lk = float(lk_da.values[index])
+            p = float(prior[name].values[index]) if prior is not None else 0.0
+            variables[label] = {"prior": p, "likelihood": lk, "diagnosis": _diagnosis(p, lk)}
     return {"method": METHOD, "engine": engine, "threshold": PSENSE_THRESHOLD,
             "alphas": list(PSENSE_ALPHAS), "prior_var_names": scaled,
             "constant_priors": constant, "likelihood_var_names": ["y"], "variables": variables}

@@ -4,7 +4,9 @@ Layout of :attr:`SensitivityResult.dataset`:
 
 * dimension ``prior`` (0, 1, …: one entry per (tau prior, mu prior) combination);
 * coordinates along ``prior``: ``tau_prior``, ``mu_prior`` (canonical strings that
-  :func:`bayesmeta.priors.parse_prior` parses back) and ``engine`` (``"exact"`` or ``"mcmc"``);
+  :func:`bayesmeta.priors.parse_prior` parses back), ``engine`` (``"exact"`` or ``"mcmc"``) and
+  ``subgroup`` (empty, except for subgroup models: one entry per combination *and* level, the
+  level's mu, theta_new and — with separate taus — tau and I²);
 * data variables along ``prior``: ``<q>_<stat>`` for ``q`` in :data:`QUANTITIES` and ``stat`` in
   :data:`STATS` (analysis scale; ``i2`` in percent), ``mu_natural_<stat>`` for the median and
   interval on the natural scale (``exp`` for ratio measures, identical otherwise), ``p_effect``
@@ -40,7 +42,7 @@ NATURAL_STATS = ("median", "q025", "q975")
 #: Sampler diagnostics of MCMC rows (NaN for the exact engine): max R-hat and min bulk ESS of
 #: mu and tau, number of divergent transitions.
 DIAGNOSTICS = ("rhat_max", "ess_bulk_min", "divergences")
-COORDS = ("tau_prior", "mu_prior", "engine")
+COORDS = ("tau_prior", "mu_prior", "engine", "subgroup")
 FLAGS = ("conclusion", "conclusion_changes", "primary", "seed", "error", "seconds")
 NETCDF_ENGINE = "h5netcdf"
 
@@ -109,7 +111,7 @@ class SensitivityResult:
 
     @property
     def base_index(self) -> int:
-        """Position of the combination with the spec's own priors."""
+        """Position of the combination with the spec's own priors (its first subgroup level)."""
         return int(np.flatnonzero(self.dataset["primary"].values)[0])
 
     @property
@@ -122,7 +124,7 @@ class SensitivityResult:
     def to_frame(self) -> pd.DataFrame:
         """Tidy table: one row per prior combination.
 
-        Columns ``tau_prior, mu_prior, engine``, then ``mu_median, mu_mean, mu_sd, mu_q025,
+        Columns ``tau_prior, mu_prior, engine, subgroup``, then ``mu_median, mu_mean, mu_sd, mu_q025,
         mu_q975, mu_natural_median, mu_natural_q025, mu_natural_q975, tau_…, i2_…,
         theta_new_…, p_effect, rhat_max, ess_bulk_min, divergences, conclusion,
         conclusion_changes, primary, seed, error, seconds``.
@@ -140,6 +142,8 @@ class SensitivityResult:
     def _record(self, rec: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {"tau_prior": str(rec["tau_prior"]), "mu_prior": str(rec["mu_prior"]),
                                "engine": str(rec["engine"])}
+        if rec["subgroup"]:
+            out["subgroup"] = str(rec["subgroup"])
         for q in QUANTITIES:
             out[q] = _stat_dict(rec, q, STATS)
             if q == "mu" and self.log_scale:
@@ -177,6 +181,8 @@ class SensitivityResult:
             "n_changes": self.n_changes,
             "n_failed": sum(p["error"] is not None for p in priors),
             "base": priors[self.base_index],
+            **({"base_by_subgroup": {p["subgroup"]: p for p in priors if p["primary"]}}
+               if any("subgroup" in p for p in priors) else {}),
             "priors": priors,
             "psense": self.psense,
         }

@@ -33,7 +33,7 @@ import pandas as pd
 from bayesmeta.effects import MEASURES
 from bayesmeta.errors import SpecError
 from bayesmeta.priors import parse_prior
-from bayesmeta.sensitivity.conclusion import conclusion, conclusion_changes
+from bayesmeta.sensitivity.conclusion import FAILED, conclusion, conclusion_changes
 from bayesmeta.sensitivity.grid import (
     default_mu_priors,
     default_tau_priors,
@@ -105,9 +105,6 @@ def plan_sweep(spec: Spec, data: pd.DataFrame, tau_priors: str | Sequence[str] |
     """The combinations a sweep fits: ``tau_priors × mu_priors`` (defaults from
     :mod:`bayesmeta.sensitivity.grid`), with the spec's own pair first when the grid lacks it.
     """
-    if spec.model.subgroup:
-        raise SpecError("prior sensitivity of subgroup models (one mu per level) is not supported: "
-                        "run it per subgroup with a [data] filter", key="model.subgroup")
     measure = MEASURES[spec.effect.measure]
     base = (parse_prior(spec.priors.tau, target="scale").text,
             parse_prior(spec.priors.mu, target="location").text)
@@ -268,15 +265,24 @@ def _as_output(result: Any) -> dict[str, Any]:
 
 
 def _finish(plan: SweepPlan, outputs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], Any]:
-    by_combo = {(r["tau_prior"], r["mu_prior"]): r for out in outputs for r in out["rows"]}
+    """Rows in plan order (subgroup levels in model order), with conclusions against the base
+    (per level for subgroup models)."""
+    by_combo: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for out in outputs:
+        for r in out["rows"]:
+            by_combo.setdefault((r["tau_prior"], r["mu_prior"]), []).append(dict(r))
     psense = next((out["psense"] for out in outputs if out.get("psense") is not None), None)
-    rows = [dict(by_combo[c]) for c in plan.combos]
-    base = rows[plan.base_index]
-    base_conclusion = conclusion(base["mu_q025"], base["mu_q975"], plan.null)
-    for i, row in enumerate(rows):
-        row["conclusion"] = conclusion(row["mu_q025"], row["mu_q975"], plan.null)
-        row["conclusion_changes"] = conclusion_changes(row["conclusion"], base_conclusion)
-        row["primary"] = i == plan.base_index
+    base_rows = by_combo[plan.base]
+    base_conclusion = {r["subgroup"]: conclusion(r["mu_q025"], r["mu_q975"], plan.null)
+                       for r in base_rows}
+    rows = []
+    for combo in plan.combos:
+        for row in by_combo[combo]:
+            row["conclusion"] = conclusion(row["mu_q025"], row["mu_q975"], plan.null)
+            base = base_conclusion.get(row["subgroup"], FAILED)
+            row["conclusion_changes"] = conclusion_changes(row["conclusion"], base)
+            row["primary"] = combo == plan.base
+            rows.append(row)
     return rows, psense
 
 
@@ -326,7 +332,8 @@ def run_sensitivity(
     tasks = _make_tasks(plan, spec, data, n_workers, psense)
     outputs = _run(tasks, scheduler, n_workers, progress)
     rows, psense_out = _finish(plan, outputs)
-    if psense and plan.engines[plan.base_index] == "exact" and not rows[plan.base_index]["error"]:
+    base_row = next(r for r in rows if r["primary"])
+    if psense and plan.engines[plan.base_index] == "exact" and not base_row["error"]:
         s = spec.sampling
         psense_out = exact_psense(data["yi"].to_numpy(float), data["vi"].to_numpy(float),
                                   *plan.base, draws=s.draws, chains=s.chains, seed=s.seed)

@@ -43,7 +43,8 @@ def combination_seed(spec_seed: int, tau_prior: str, mu_prior: str) -> int:
 def empty_row(tau_prior: str, mu_prior: str, engine: str, seed: int, error: str = "") -> dict[str, Any]:
     """A row with all summaries NaN (filled by the engine, or left NaN when the fit failed)."""
     row: dict[str, Any] = {"tau_prior": tau_prior, "mu_prior": mu_prior, "engine": engine,
-                           "seed": int(seed), "error": error, "seconds": float("nan")}
+                           "subgroup": "", "seed": int(seed), "error": error,
+                           "seconds": float("nan")}
     for q in QUANTITIES:
         row.update({f"{q}_{s}": float("nan") for s in STATS})
     row.update({f"mu_natural_{s}": float("nan") for s in NATURAL_STATS})
