@@ -74,7 +74,7 @@ class Layout:
 
 
 def make_layout(outcome: str, k: int, only: str | None = None,
-                tables: tuple[str, ...] = ("2", "3", "4")) -> Layout:
+                tables: tuple[str, ...] = ("2", "3", "4"), breast_only: bool = False) -> Layout:
     """Build the row layout of ``"incidence"`` (Table 2) or ``"number"`` (Tables 3 and 4).
 
     Parameters
@@ -89,6 +89,9 @@ def make_layout(outcome: str, k: int, only: str | None = None,
         the weight percentages. ``None`` keeps all rows.
     tables
         Tables whose subgroup rows to include (the headline rows are always included).
+    breast_only
+        Every comparison is a breast-cancer one (the first stage of the number outcome): the
+        only allowed cancer type is breast, and every moderator keeps Table 4's non-empty levels.
     """
     mods = tuple(MODERATORS)
     empty = EMPTY_LEVELS[outcome]
@@ -102,6 +105,10 @@ def make_layout(outcome: str, k: int, only: str | None = None,
             breast_allowed.append(np.array([i for i in ok if levels[i] not in bad]))
         else:
             breast_allowed.append(ok)
+    if breast_only:
+        ci = mods.index("cancer_type")
+        breast_allowed[ci] = np.array([0])
+        allowed = list(breast_allowed)
     table = "2" if outcome == "incidence" else "3"
     row_mod, row_lev, row_breast, row_parent, row_key, block_of_row, block_key = [], [], [], [], [], [], []
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ from bayesmeta.rebuild.search import (
 
 __all__ = ["Budget", "BUDGETS", "RebuildResult", "rebuild_li2018", "DEFAULT_SEED", "COMPARISONS", "ANIMALS"]
 
-DEFAULT_SEED = 2018
+DEFAULT_SEED = 5   # best of seeds 1-5 and 2018 under the default budget (see the data cards)
 COMPARISONS = {"incidence": 31, "number": 35}
 ANIMALS = {"incidence": 624, "number": 489}
 OUTCOMES = ("incidence", "number")
@@ -48,18 +49,25 @@ class Budget:
 
     Attributes
     ----------
-    restarts, steps
-        Random starts and Adam steps of the relaxation.
+    restarts_incidence, steps_incidence, restarts_number, steps_number
+        Random starts and Adam steps of each relaxation (the number outcome's two stages use
+        the same).
+    breast_k
+        Breast-cancer comparisons of the number outcome (the article does not print it; Table 3
+        gives them 48.6% of the weight, about 17 of 35).
     keep
-        How many of the best relaxed starts are rounded and polished.
+        How many of the best relaxed starts (per outcome) are rounded and polished.
     rounds_each
-        Polish rounds given to each kept start.
+        Polish rounds given to each kept pair of starts.
     rounds_final
-        Further polish rounds of the best start.
+        Further polish rounds of the best pair.
     """
 
-    restarts: int
-    steps: int
+    restarts_incidence: int
+    steps_incidence: int
+    restarts_number: int
+    steps_number: int
+    breast_k: int
     keep: int
     rounds_each: int
     rounds_final: int
@@ -70,8 +78,10 @@ class Budget:
 
 
 BUDGETS = {
-    "default": Budget(restarts=32, steps=3000, keep=3, rounds_each=2, rounds_final=3),
-    "quick": Budget(restarts=4, steps=400, keep=1, rounds_each=1, rounds_final=0),
+    "default": Budget(restarts_incidence=16, steps_incidence=4000, restarts_number=24, steps_number=6000,
+                      breast_k=17, keep=2, rounds_each=2, rounds_final=2),
+    "quick": Budget(restarts_incidence=2, steps_incidence=300, restarts_number=2, steps_number=300,
+                    breast_k=17, keep=1, rounds_each=1, rounds_final=1),
 }
 
 
@@ -98,6 +108,20 @@ class RebuildResult:
     budget: Budget
     seconds: float = field(compare=False)
 
+    def write_csvs(self, directory: str | Path) -> dict[str, Path]:
+        """Write ``li2018_incidence.csv`` and ``li2018_number.csv`` into ``directory``.
+
+        The format is the bundled data sets' (``\n`` line ends, no index), so writing the result of
+        the default rebuild into ``bayesmeta/datasets`` reproduces the committed files byte for byte.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        out = {}
+        for name, frame in (("incidence", self.incidence), ("number", self.number)):
+            out[name] = directory / f"li2018_{name}.csv"
+            frame.to_csv(out[name], index=False, lineterminator="\n")
+        return out
+
     def to_dict(self) -> dict[str, object]:
         """JSON-able summary (the frames as lists of records)."""
         from bayesmeta.rebuild.fidelity import fidelity_summary
@@ -109,9 +133,15 @@ class RebuildResult:
 
 
 # ----------------------------------------------------------------------------- problem set-up
+#: Search weight of Table 4's cells (the breast subset: fewest comparisons, hardest to fit).
+TABLE4_WEIGHT = 1.0
+
+
 def _search_weights() -> dict[tuple[str, str, str, str], float]:
-    """Cells left out of the search: contradictions without a likely reading."""
-    return {key: 0.0 for c in find_contradictions() if not c.repair for key in c.keys()}
+    """Search weight per printed cell: 0 for contradictions without a likely reading."""
+    weights = {c.key: TABLE4_WEIGHT for c in published_cells() if c.table == "4"}
+    weights.update({key: 0.0 for c in find_contradictions() if not c.repair for key in c.keys()})
+    return weights
 
 
 def _table1_levels(lay: eng.Layout) -> dict[int, dict[int, int]]:
@@ -126,11 +156,13 @@ def _table1_levels(lay: eng.Layout) -> dict[int, dict[int, int]]:
     return out
 
 
-def _objective(outcome: str, only: str | None = None) -> Objective:
-    lay = eng.make_layout(outcome, COMPARISONS[outcome], only)
-    tg = eng.make_targets(published_cells(), lay, _search_weights(), repaired_values())
+def _objective(outcome: str, only: str | None = None, *, k: int | None = None,
+               tables: tuple[str, ...] = ("2", "3", "4"), breast_only: bool = False) -> Objective:
+    lay = eng.make_layout(outcome, COMPARISONS[outcome] if k is None else k, only, tables, breast_only)
+    cells = [c for c in published_cells() if c.table in tables]
+    tg = eng.make_targets(cells, lay, _search_weights(), repaired_values())
     hard = np.array([c.moderator == "all" for c in tg.row_cells])
-    t1 = _table1_levels(lay)
+    t1 = {} if breast_only else _table1_levels(lay)
     if only is not None:
         m = lay.mods.index(only)
         t1 = {m: t1[m]} if m in t1 else {}
@@ -144,6 +176,14 @@ def _polishers() -> dict[str, NumberPolish | IncidencePolish]:
         per_mod = {m: _objective(outcome, col) for m, col in enumerate(MODERATOR_COLUMNS)}
         out[outcome] = cls(full, per_mod, ANIMALS[outcome])
     return out
+
+
+def _breast_polisher(k: int) -> NumberPolish:
+    """Polish of the breast-cancer subset alone, against Table 4."""
+    full = _objective("number", k=k, tables=("4",), breast_only=True)
+    per_mod = {m: _objective("number", col, k=k, tables=("4",), breast_only=True)
+               for m, col in enumerate(MODERATOR_COLUMNS) if col in eng.TABLE4_MODERATORS}
+    return NumberPolish(full, per_mod, 0)
 
 
 # ----------------------------------------------------------------------------- rounding
@@ -160,12 +200,13 @@ def _round_arms(n1: np.ndarray, n2: np.ndarray, total: int) -> tuple[np.ndarray,
     return arms[0], arms[1]
 
 
-def _round_labels(logits: np.ndarray, lay: eng.Layout) -> np.ndarray:
+def _round_labels(logits: np.ndarray, lay: eng.Layout, allowed: tuple[np.ndarray, ...] | None = None) -> np.ndarray:
     """Most probable allowed level per comparison and moderator, breast rules respected."""
+    allowed = allowed or lay.allowed
     m_count = len(lay.mods)
     masked = np.full(logits.shape, -np.inf)
     for m in range(m_count):
-        masked[:, m, lay.allowed[m]] = logits[:, m, lay.allowed[m]]
+        masked[:, m, allowed[m]] = logits[:, m, allowed[m]]
     labels = masked.argmax(-1).T.copy()
     breast = labels[lay.cancer_index] == 0
     for m in range(m_count):
@@ -178,22 +219,23 @@ def _round_labels(logits: np.ndarray, lay: eng.Layout) -> np.ndarray:
     return labels
 
 
-def _round_solution(sol: dict, lays: dict[str, eng.Layout]) -> dict[str, NumberState | IncidenceState]:
-    out = {}
-    num = sol["number"]
-    n1, n2 = _round_arms(num["n1"], num["n2"], ANIMALS["number"])
+def _round_number(sol: dict, lay: eng.Layout, total: int | None = None,
+                  allowed: tuple[np.ndarray, ...] | None = None) -> NumberState:
+    total = int(round(float(np.sum(sol["n1"]) + np.sum(sol["n2"])))) if total is None else total
+    n1, n2 = _round_arms(sol["n1"], sol["n2"], total)
     big = n1 + n2
-    d = np.clip(num["g"] / (1 - 3 / (4 * big - 9)), D_MIN, D_MAX)
-    out["number"] = NumberState(d, n1, n2, _round_labels(num["logits"], lays["number"]))
-    inc = sol["incidence"]
-    n1, n2 = _round_arms(inc["n1"], inc["n2"], ANIMALS["incidence"])
-    a = np.clip(np.round(inc["p1"] * n1), 0, n1 - 1).astype(int)
-    c = np.clip(np.round(inc["p2"] * n2), 0, n2 - 1).astype(int)
+    d = np.clip(sol["g"] / (1 - 3 / (4 * big - 9)), D_MIN, D_MAX)
+    return NumberState(d, n1, n2, _round_labels(sol["logits"], lay, allowed))
+
+
+def _round_incidence(sol: dict, lay: eng.Layout) -> IncidenceState:
+    n1, n2 = _round_arms(sol["n1"], sol["n2"], ANIMALS["incidence"])
+    a = np.clip(np.round(sol["p1"] * n1), 0, n1 - 1).astype(int)
+    c = np.clip(np.round(sol["p2"] * n2), 0, n2 - 1).astype(int)
     both = (a == 0) & (c == 0)
-    a[both & (inc["p1"] >= inc["p2"])] = 1
-    c[both & (inc["p1"] < inc["p2"])] = 1
-    out["incidence"] = IncidenceState(a, n1, c, n2, _round_labels(inc["logits"], lays["incidence"]))
-    return out
+    a[both & (sol["p1"] >= sol["p2"])] = 1
+    c[both & (sol["p1"] < sol["p2"])] = 1
+    return IncidenceState(a, n1, c, n2, _round_labels(sol["logits"], lay))
 
 
 # ----------------------------------------------------------------------------- search
@@ -218,20 +260,62 @@ def _table1_list(lay: eng.Layout) -> list[tuple[int, int, int]]:
     return [(m, lev, n) for m, levels in _table1_levels(lay).items() for lev, n in levels.items()]
 
 
+def _polish_alone(pol: NumberPolish, st: NumberState, rounds: int, rng: np.random.Generator) -> NumberState:
+    for r in range(rounds):
+        pol.set_scale(3.0 if r == 0 else 1.0)
+        st = pol.sweep(st, 0.05 * 0.6**r, rng)
+    pol.set_scale(1.0)
+    return st
+
+
+def _concat(a: NumberState, b: NumberState) -> NumberState:
+    return NumberState(np.concatenate([a.d, b.d]), np.concatenate([a.n1, b.n1]), np.concatenate([a.n2, b.n2]),
+                       np.concatenate([a.labels, b.labels], axis=1))
+
+
+def _search_number(pol: NumberPolish, seed: int, budget: Budget, rng: np.random.Generator) -> NumberState:
+    """Breast-cancer comparisons first (Table 4 alone), then the others around them (Table 3)."""
+    from bayesmeta.rebuild.relax import RelaxSpec, relax
+
+    kb = budget.breast_k
+    bpol = _breast_polisher(kb)
+    bspec = RelaxSpec("number", bpol.lay, bpol.obj.tg, bpol.obj.hard, None)
+    best, best_loss = None, np.inf
+    for sol in relax(bspec, [], restarts=budget.restarts_number, steps=budget.steps_number, seed=seed + 1,
+                     keep=budget.keep):
+        st = _polish_alone(bpol, _round_number(sol, bpol.lay), budget.rounds_each, rng)
+        if (loss := bpol.loss(st)) < best_loss:
+            best, best_loss = st, loss
+    breast = best
+    y, v = breast.effects()
+    lay = pol.lay
+    free_allowed = tuple(np.array([1]) if m == lay.cancer_index else a for m, a in enumerate(lay.allowed))
+    fixed = {"y": y, "v": v, "labels": breast.labels, "animals": int(breast.n1.sum() + breast.n2.sum())}
+    spec = RelaxSpec("number", lay, pol.obj.tg, pol.obj.hard, ANIMALS["number"], fixed, free_allowed)
+    others = [_round_number(sol, lay, ANIMALS["number"] - fixed["animals"], free_allowed)
+              for sol in relax(spec, [], restarts=budget.restarts_number, steps=budget.steps_number,
+                               seed=seed + 2, keep=budget.keep)]
+    return [_concat(breast, o) for o in others]
+
+
 def _search(seed: int, budget: Budget) -> dict[str, NumberState | IncidenceState]:
+    """Number outcome in two stages, then incidence aiming at Table 1 minus the number's counts;
+    each kept pair polished jointly, the best polished further."""
     from bayesmeta.rebuild.relax import RelaxSpec, relax
 
     pol = _polishers()
-    lays = {o: pol[o].lay for o in OUTCOMES}
-    specs = {o: RelaxSpec(o, pol[o].obj.lay, pol[o].obj.tg, pol[o].obj.hard, ANIMALS[o]) for o in OUTCOMES}
-    solutions = relax(specs, _table1_list(lays["number"]), restarts=budget.restarts, steps=budget.steps,
-                      seed=seed, keep=budget.keep)
     rng = np.random.default_rng(seed)
+    numbers = _search_number(pol["number"], seed, budget, rng)
+    lay = pol["incidence"].lay
+    t1 = [(m, lev, float(n - (numbers[0].labels[m] == lev).sum())) for m, lev, n in _table1_list(lay)]
+    spec = RelaxSpec("incidence", lay, pol["incidence"].obj.tg, pol["incidence"].obj.hard, ANIMALS["incidence"])
+    incidences = [_round_incidence(sol, lay) for sol in
+                  relax(spec, t1, restarts=budget.restarts_incidence, steps=budget.steps_incidence, seed=seed,
+                        keep=budget.keep)]
     best, best_loss = None, np.inf
-    for sol in solutions:
-        states = _polish(pol, _round_solution(sol, lays), budget.rounds_each, rng)
-        loss = _total_loss(pol, states)
-        if loss < best_loss:
+    for inc, num in zip(incidences, numbers, strict=True):
+        states = _polish(pol, {"incidence": inc, "number": num}, budget.rounds_each, rng)
+        if (loss := _total_loss(pol, states)) < best_loss:
             best, best_loss = states, loss
     return _polish(pol, best, budget.rounds_final, rng, temp0=0.02)
 

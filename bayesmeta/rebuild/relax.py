@@ -44,18 +44,41 @@ TABLE1_W = 0.5               # quadratic penalty per comparison off a Table 1 co
 
 @dataclass(frozen=True)
 class RelaxSpec:
-    """One outcome's relaxed problem: its layout, targets and totals."""
+    """One outcome's relaxed problem: its layout, targets and totals.
+
+    Attributes
+    ----------
+    outcome, layout, targets, hard
+        The outcome, its rows, the aligned published cells and the headline mask.
+    animals
+        Published animal total of the comparisons, or ``None`` for no total.
+    fixed
+        Comparisons held fixed (the first ones): ``{"y", "v", "labels" (M, Kf), "animals"}``.
+    free_allowed
+        Allowed level codes per moderator for the free comparisons (default: the layout's).
+    """
 
     outcome: str
     layout: eng.Layout
     targets: eng.Targets
     hard: np.ndarray
-    animals: int
+    animals: int | None
+    fixed: dict | None = None
+    free_allowed: tuple[np.ndarray, ...] | None = None
 
     @property
     def k(self) -> int:
         """Number of comparisons."""
         return self.layout.k
+
+    @property
+    def k_free(self) -> int:
+        """Number of comparisons the relaxation chooses."""
+        return self.k - (0 if self.fixed is None else self.fixed["labels"].shape[1])
+
+
+TEMP_END = 0.003             # final softmax temperature: memberships practically one-hot
+LEARNING_RATE = 0.03         # Adam step size
 
 
 def _constants(spec: RelaxSpec) -> dict[str, np.ndarray]:
@@ -64,10 +87,20 @@ def _constants(spec: RelaxSpec) -> dict[str, np.ndarray]:
     width = max(len(v) for v in MODERATORS.values())
     allowed = np.zeros((m_count, width), bool)
     forbid = np.zeros((m_count, width), bool)
+    free_allowed = spec.free_allowed or lay.allowed
     for m in range(m_count):
-        allowed[m, lay.allowed[m]] = True
+        allowed[m, free_allowed[m]] = True
         forbid[m, lay.allowed[m]] = True
         forbid[m, lay.breast_allowed[m]] = False
+    out_fixed = {}
+    if spec.fixed is not None:
+        labels = spec.fixed["labels"]
+        onehot = np.zeros((labels.shape[1], m_count, width), np.float32)
+        for m in range(m_count):
+            onehot[np.arange(labels.shape[1]), m, labels[m]] = 1.0
+        out_fixed = {"fixed_y": np.asarray(spec.fixed["y"], np.float32),
+                     "fixed_v": np.asarray(spec.fixed["v"], np.float32), "fixed_prob": onehot,
+                     "fixed_animals": np.float32(spec.fixed["animals"])}
     onehot = lay.extra["onehot"]
     sel = lay.extra["sel"]
     full_onehot = np.zeros((lay.n_rows, onehot.shape[1]), np.float32)
@@ -82,37 +115,44 @@ def _constants(spec: RelaxSpec) -> dict[str, np.ndarray]:
         "hard": spec.hard, "blk_idx": tg.blk_idx, "blk_q": tg.blk_q,
         "blk_val": tg.blk_val.astype(np.float32), "blk_unit": tg.blk_unit.astype(np.float32),
         "blk_wt": tg.blk_wt.astype(np.float32),
+        **out_fixed,
     }
 
 
-def relax(specs: dict[str, RelaxSpec], table1: list[tuple[int, int, int]], *, restarts: int, steps: int,
-          seed: int, keep: int = 3) -> list[dict[str, dict[str, np.ndarray]]]:
-    """Optimise the relaxed problem of all outcomes jointly from many random starts.
+def relax(spec: RelaxSpec, table1: list[tuple[int, int, float]], *, restarts: int, steps: int, seed: int,
+          keep: int = 3, temp_end: float = TEMP_END, soft_c: float = SOFT_C,
+          lr: float = LEARNING_RATE) -> list[dict[str, np.ndarray]]:
+    """Optimise one outcome's relaxed problem from many random starts at once.
 
     Parameters
     ----------
-    specs
-        ``{"incidence": RelaxSpec, "number": RelaxSpec}``.
+    spec
+        The outcome's layout, targets, headline mask and animal total.
     table1
-        Table 1 constraints ``(moderator index, level code, count)``: incidence + number comparisons
-        at the level should equal the count.
+        Table 1 constraints ``(moderator index, level code, count)`` for this outcome: the
+        (fractional) number of its comparisons at the level should equal ``count``.
     restarts, steps
         Random starts (optimised together) and Adam steps per start.
     seed
         Seed of the random starts.
     keep
         How many of the best starts to return.
+    temp_end, soft_c, lr
+        Final softmax temperature (from 1, geometric), Cauchy scale of the cell loss (rounding
+        units) and Adam's learning rate.
 
     Returns
     -------
     list
-        For each kept start, ``{outcome: {"g" or ("p1", "p2"), "n1", "n2", "labels_p"}}`` as NumPy
-        arrays: continuous effects and arm sizes, and level probabilities ``(K, M, L)``.
+        The ``keep`` best starts, best first, each ``{"g" or ("p1", "p2"), "n1", "n2", "logits",
+        "loss", "start"}`` with NumPy arrays: continuous effects, arm sizes and level logits
+        ``(K, M, L)``.
     """
     import jax
     import jax.numpy as jnp
     from jax.scipy.special import erfc
 
+    specs = {spec.outcome: spec}
     consts = {o: jax.tree.map(jnp.asarray, _constants(s)) for o, s in specs.items()}
     t1_mod = jnp.asarray([t[0] for t in table1])
     t1_lev = jnp.asarray([t[1] for t in table1])
@@ -152,7 +192,7 @@ def relax(specs: dict[str, RelaxSpec], table1: list[tuple[int, int, int]], *, re
         i2b = 100 * softplus((qb - dfb) / qb, 50.0)
         return est, se, i2, wpct, pb, i2b
 
-    def outcome_loss(c, outcome, prm, temp):
+    def outcome_loss(c, outcome, prm, temp):  # noqa: C901 - one formula, kept together
         n1 = N_LO + (N_HI - N_LO) * jax.nn.sigmoid(prm["zn1"])
         n2 = N_LO + (N_HI - N_LO) * jax.nn.sigmoid(prm["zn2"])
         if outcome == "number":
@@ -166,6 +206,12 @@ def relax(specs: dict[str, RelaxSpec], table1: list[tuple[int, int, int]], *, re
             v = (1 - p1) / (p1 * n1) + (1 - p2) / (p2 * n2)
         logits = jnp.where(c["allowed"][None], prm["th"] / temp, -1e9)
         prob = jax.nn.softmax(logits, -1)                         # (K, M, L)
+        animals = (n1 + n2).sum()
+        if spec.fixed is not None:
+            y = jnp.concatenate([c["fixed_y"], y])
+            v = jnp.concatenate([c["fixed_v"], v])
+            prob = jnp.concatenate([c["fixed_prob"], prob])
+            animals = animals + c["fixed_animals"]
         breast = prob[:, specs[outcome].layout.cancer_index, 0]
         member = prob[:, c["row_mod"], c["row_lev"]].T             # (R, K)
         member = jnp.where(c["row_all"][:, None], 1.0, member)
@@ -178,44 +224,38 @@ def relax(specs: dict[str, RelaxSpec], table1: list[tuple[int, int, int]], *, re
         blks = jnp.stack([pb, i2b])[c["blk_q"], c["blk_idx"]]
         r = (rows - c["row_val"]) / c["row_unit"]
         rb = (blks - c["blk_val"]) / c["blk_unit"]
-        soft = jnp.where(c["hard"], HARD_W * r**2, c["row_wt"] * jnp.log1p((r / SOFT_C) ** 2)).sum()
-        soft += (c["blk_wt"] * jnp.log1p((rb / SOFT_C) ** 2)).sum()
+        soft = jnp.where(c["hard"], HARD_W * r**2, c["row_wt"] * jnp.log1p((r / soft_c) ** 2)).sum()
+        soft += (c["blk_wt"] * jnp.log1p((rb / soft_c) ** 2)).sum()
         soft += BREAST_W * (breast[:, None, None] * prob * c["forbid"][None]).sum()
-        soft += TOTAL_W * ((n1 + n2).sum() - specs[outcome].animals) ** 2
+        if spec.animals is not None:
+            soft += TOTAL_W * (animals - spec.animals) ** 2
         counts = prob.sum(0)                                      # (M, L)
         return soft, counts
 
     def total_loss(prm, temp):
-        total = 0.0
-        counts = 0.0
-        for outcome in specs:
-            part, cnt = outcome_loss(consts[outcome], outcome, prm[outcome], temp)
-            total = total + part
-            counts = counts + cnt
+        loss, counts = outcome_loss(consts[spec.outcome], spec.outcome, prm, temp)
         if table1:
-            total = total + TABLE1_W * ((counts[t1_mod, t1_lev] - t1_cnt) ** 2).sum()
-        return total
+            loss = loss + TABLE1_W * ((counts[t1_mod, t1_lev] - t1_cnt) ** 2).sum()
+        return loss
 
     def init(key):
-        out = {}
-        for outcome, spec in specs.items():
-            key, *ks = jax.random.split(key, 6)
-            prm = {"zn1": jax.random.normal(ks[0], (spec.k,)) * 0.5 - 0.3,
-                   "zn2": jax.random.normal(ks[1], (spec.k,)) * 0.5 - 0.3,
-                   "th": jax.random.normal(ks[2], (spec.k, m_count, width))}
-            if outcome == "number":
-                prm["zg"] = jax.random.normal(ks[3], (spec.k,)) * 0.7 - 0.3
-            else:
-                prm["zp1"] = jax.random.normal(ks[3], (spec.k,)) * 0.7 + 0.3
-                prm["zp2"] = jax.random.normal(ks[4], (spec.k,)) * 0.7 - 0.8
-            out[outcome] = prm
-        return out
+        ks = jax.random.split(key, 5)
+        k = spec.k_free
+        prm = {"zn1": jax.random.normal(ks[0], (k,)) * 0.5 - 0.3,
+               "zn2": jax.random.normal(ks[1], (k,)) * 0.5 - 0.3,
+               "th": jax.random.normal(ks[2], (k, m_count, width))}
+        if spec.outcome == "number":
+            prm["zg"] = jax.random.normal(ks[3], (k,)) * 0.7 - 0.3
+        else:
+            prm["zp1"] = jax.random.normal(ks[3], (k,)) * 0.7 + 0.3
+            prm["zp2"] = jax.random.normal(ks[4], (k,)) * 0.7 - 0.8
+        return prm
 
-    temps = jnp.geomspace(1.0, 0.03, steps).astype(jnp.float32)
+    temps = jnp.geomspace(1.0, temp_end, steps).astype(jnp.float32)
     value_grad = jax.value_and_grad(total_loss)
 
     def adam(prm):
-        b1, b2, lr = 0.9, 0.999, 0.05
+        b1, b2 = 0.9, 0.999
         zeros = jax.tree.map(jnp.zeros_like, prm)
 
         def body(carry, xs):
@@ -234,23 +274,19 @@ def relax(specs: dict[str, RelaxSpec], table1: list[tuple[int, int, int]], *, re
 
     keys = jax.random.split(jax.random.PRNGKey(seed), restarts)
     params, final = jax.jit(jax.vmap(adam))(jax.vmap(init)(keys))
-    final = np.asarray(final)
+    final = np.asarray(final, dtype=float)
     order = np.argsort(np.where(np.isfinite(final), final, np.inf), kind="stable")[:keep]
     out = []
     for j in order:
-        sol = {}
-        for outcome in specs:
-            prm = {name: np.asarray(a[j], dtype=float) for name, a in params[outcome].items()}
-            res = {"n1": N_LO + (N_HI - N_LO) * _sigmoid(prm["zn1"]),
-                   "n2": N_LO + (N_HI - N_LO) * _sigmoid(prm["zn2"]),
-                   "logits": prm["th"], "loss": float(final[j])}
-            if outcome == "number":
-                res["g"] = G_LO + (G_HI - G_LO) * _sigmoid(prm["zg"])
-            else:
-                res["p1"] = P_LO + (P_HI - P_LO) * _sigmoid(prm["zp1"])
-                res["p2"] = P_LO + (P_HI - P_LO) * _sigmoid(prm["zp2"])
-            sol[outcome] = res
-        out.append(sol)
+        prm = {name: np.asarray(a[j], dtype=float) for name, a in params.items()}
+        res = {"n1": N_LO + (N_HI - N_LO) * _sigmoid(prm["zn1"]), "n2": N_LO + (N_HI - N_LO) * _sigmoid(prm["zn2"]),
+               "logits": prm["th"], "loss": float(final[j]), "start": int(j)}
+        if spec.outcome == "number":
+            res["g"] = G_LO + (G_HI - G_LO) * _sigmoid(prm["zg"])
+        else:
+            res["p1"] = P_LO + (P_HI - P_LO) * _sigmoid(prm["zp1"])
+            res["p2"] = P_LO + (P_HI - P_LO) * _sigmoid(prm["zp2"])
+        out.append(res)
     return out
 
 

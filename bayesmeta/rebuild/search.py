@@ -14,8 +14,9 @@ Neighbourhoods:
   evaluated on the rows that moderator influences only;
 - *effects* (number): least squares on Cohen's d with all labels fixed.
 
-The loss of a state is ``HARD * Σ d_hard + Σ w_c s·log(1 + d_c / s) + TABLE1 * Σ |Table 1 off|``,
-with ``d`` the distance outside a printed number's rounding band in rounding units.
+The loss of a state is ``HARD * Σ (d_h + [d_h > 0]) + Σ w_c s·log(1 + d_c / s) + TABLE1 * Σ |Table 1 off|``,
+with ``d`` the distance outside a printed number's rounding band in rounding units (``h``: headline
+cells, which must be exact; ``c``: the other cells).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ __all__ = ["NumberState", "IncidenceState", "Objective", "NumberPolish", "Incide
            "number_effects", "incidence_effects"]
 
 HARD = 200.0          # per rounding unit off a headline number: headlines must be exact
-TABLE1 = 1.5          # per comparison off a Table 1 count (both outcomes together)
+TABLE1 = 1.0          # per comparison off a Table 1 count (both outcomes together)
 N_MIN, N_MAX = 4, 15  # animals per arm
 D_MIN, D_MAX = -8.0, 12.0  # Cohen's d of one comparison
 
@@ -127,14 +128,19 @@ class Objective:
                 off = off + np.abs((labels[..., m, :] == lev).sum(-1) + self.other[m][lev] - count)
         return off
 
+    def psi(self, d: np.ndarray) -> np.ndarray:
+        """Loss of a cell ``d`` units outside its rounding band: ``s log(1 + d / s)``."""
+        s = self.scale
+        return s * np.log1p(d / s)
+
     def loss(self, y, v, labels) -> np.ndarray:
         """Loss for a batch (or one) of data sets."""
         res = eng.evaluate(y, v, labels, self.lay)
         dr, db = eng.units_off(res, self.lay, self.tg)
-        s = self.scale
-        soft = (s * np.log1p(dr / s) * self.tg.row_wt * ~self.hard).sum(-1)
-        soft = soft + (s * np.log1p(db / s) * self.tg.blk_wt).sum(-1)
-        total = HARD * (dr * self.hard).sum(-1) + soft + TABLE1 * self.table1_off(labels)
+        soft = (self.psi(dr) * self.tg.row_wt * ~self.hard).sum(-1)
+        soft = soft + (self.psi(db) * self.tg.blk_wt).sum(-1)
+        hard = ((dr + (dr > 0)) * self.hard).sum(-1)      # any miss costs a full unit at least
+        total = HARD * hard + soft + TABLE1 * self.table1_off(labels)
         return np.where(np.isfinite(total), total, np.inf)
 
     def summary(self, y, v, labels) -> dict[str, float]:
@@ -269,7 +275,7 @@ class Polish:
         st, cur = self.step(st, self.swap_candidates(st), cur, temp, rng)
         for _ in range(5):
             st, cur = self.step(st, self.arm_candidates(st, rng), cur, temp, rng)
-        for m in range(len(self.lay.mods)):
+        for m in self.per_mod:
             st = self.label_search(st, m, label_steps, temp, rng)
         return st
 
