@@ -59,7 +59,7 @@ def reproduce(
     specs: Sequence[Spec],
     out: Path,
     *,
-    sensitivity: bool = True,
+    sensitivity: bool | str = True,
     scheduler: Any = None,
     n_workers: int = 2,
     step: Step | None = None,
@@ -74,7 +74,8 @@ def reproduce(
     out
         Output folder (created; existing run directories are replaced atomically).
     sensitivity
-        Run the default prior grid of each spec (exact engine where possible) on Dask.
+        ``True``: run the default prior grid for every spec fitted by the exact engine (seconds);
+        ``"all"``: also refit MCMC specs over the grid (minutes per spec); ``False``: none.
     scheduler, n_workers
         Passed to :func:`bayesmeta.sensitivity.run_sensitivity`.
     step
@@ -94,7 +95,7 @@ def reproduce(
         say(f"fitting {name}")
         run = fit_spec(spec)
         extra = {}
-        if sensitivity:
+        if sensitivity == "all" or (sensitivity and run.fit.engine == "exact"):
             say(f"prior sensitivity of {name}")
             sens = run_sensitivity(spec, scheduler=scheduler, n_workers=n_workers,
                                    data=run.reference.data)
