@@ -84,7 +84,7 @@ __all__ = [
 ]
 
 STATS = ("median", "mean", "sd", "q025", "q975")
-SUMMARY_VARS = ("mu", "tau", "tau2", "i2", "theta_new", "beta")
+SUMMARY_VARS = ("mu", "tau", "tau2", "i2", "theta_new", "beta", "omega", "pet", "peese")
 EXACT_MU_FAMILIES = ("normal", "flat")
 
 
