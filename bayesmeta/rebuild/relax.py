@@ -14,7 +14,8 @@ relaxation makes every choice continuous and differentiable:
 The loss is a robust (Cauchy) sum over the printed cells in rounding units, plus penalties for
 the headline rows, Table 1 counts, animal totals and Table 4's empty breast-cancer levels. Many
 random starts are optimised at once (``vmap``) with Adam; the best few are rounded to integers
-and handed to the discrete polish of :mod:`.search`.
+and handed to the discrete polish of :mod:`.search`. Comparisons already decided (the number
+outcome's breast-cancer subset, built first) can be held fixed while the others are relaxed.
 
 JAX is a dependency of numpyro, which the package already requires; it is imported lazily and
 runs in float32 (the relaxation only needs to land near a good discrete solution).
@@ -152,8 +153,8 @@ def relax(spec: RelaxSpec, table1: list[tuple[int, int, float]], *, restarts: in
     import jax.numpy as jnp
     from jax.scipy.special import erfc
 
-    specs = {spec.outcome: spec}
-    consts = {o: jax.tree.map(jnp.asarray, _constants(s)) for o, s in specs.items()}
+    c = jax.tree.map(jnp.asarray, _constants(spec))
+    outcome = spec.outcome
     t1_mod = jnp.asarray([t[0] for t in table1])
     t1_lev = jnp.asarray([t[1] for t in table1])
     t1_cnt = jnp.asarray([t[2] for t in table1], jnp.float32)
@@ -163,7 +164,7 @@ def relax(spec: RelaxSpec, table1: list[tuple[int, int, float]], *, restarts: in
     def softplus(x, beta):
         return jax.nn.softplus(beta * x) / beta
 
-    def pool(c, y, v, member):
+    def pool(y, v, member):
         """RevMan DL pooling of every row with fractional membership (R, K)."""
         w = 1.0 / v
         k = member.sum(1) + 1e-6
@@ -192,7 +193,8 @@ def relax(spec: RelaxSpec, table1: list[tuple[int, int, float]], *, restarts: in
         i2b = 100 * softplus((qb - dfb) / qb, 50.0)
         return est, se, i2, wpct, pb, i2b
 
-    def outcome_loss(c, outcome, prm, temp):  # noqa: C901 - one formula, kept together
+    def outcome_loss(prm, temp):
+        """Relaxed loss of one start, and its soft level counts (M, L)."""
         n1 = N_LO + (N_HI - N_LO) * jax.nn.sigmoid(prm["zn1"])
         n2 = N_LO + (N_HI - N_LO) * jax.nn.sigmoid(prm["zn2"])
         if outcome == "number":
@@ -212,11 +214,11 @@ def relax(spec: RelaxSpec, table1: list[tuple[int, int, float]], *, restarts: in
             v = jnp.concatenate([c["fixed_v"], v])
             prob = jnp.concatenate([c["fixed_prob"], prob])
             animals = animals + c["fixed_animals"]
-        breast = prob[:, specs[outcome].layout.cancer_index, 0]
+        breast = prob[:, spec.layout.cancer_index, 0]
         member = prob[:, c["row_mod"], c["row_lev"]].T             # (R, K)
         member = jnp.where(c["row_all"][:, None], 1.0, member)
         member = jnp.where(c["row_breast"][:, None], member * breast[None], member)
-        est, se, i2, wpct, pb, i2b = pool(c, y, v, member)
+        est, se, i2, wpct, pb, i2b = pool(y, v, member)
         lo, hi = est - Z95 * se, est + Z95 * se
         if outcome == "incidence":
             est, lo, hi = jnp.exp(est), jnp.exp(lo), jnp.exp(hi)
@@ -233,7 +235,7 @@ def relax(spec: RelaxSpec, table1: list[tuple[int, int, float]], *, restarts: in
         return soft, counts
 
     def total_loss(prm, temp):
-        loss, counts = outcome_loss(consts[spec.outcome], spec.outcome, prm, temp)
+        loss, counts = outcome_loss(prm, temp)
         if table1:
             loss = loss + TABLE1_W * ((counts[t1_mod, t1_lev] - t1_cnt) ** 2).sum()
         return loss
