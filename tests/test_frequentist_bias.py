@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,28 +18,12 @@ import pytest
 
 from bayesmeta.errors import DataWarning, InputError, SpecError
 from bayesmeta.frequentist import funnel, leave1out, regtest, rma, trimfill
+from _metafor import ATOL_METAFOR, RTOL_METAFOR, assert_matches, load_pins  # noqa: F401
 
-PINS = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())
-
-# Same algorithms as metafor (Fisher scoring, R's uniroot iterates, signed ranks): rounding only,
-# measured worst ~1e-13 relative.
-RTOL_METAFOR = 1e-8
-# Floor for quantities that are ~0 (a limit estimate near 0): absolute rounding ~1e-16 x O(1).
-ATOL_METAFOR = 1e-13
+PINS = load_pins("rma")
 
 
-def assert_matches(got: Any, ref: Any, where: str) -> None:
-    if isinstance(ref, list):
-        assert isinstance(got, (list, tuple)) and len(got) == len(ref), f"{where}: {got!r} vs {ref!r}"
-        for i, (a, b) in enumerate(zip(got, ref, strict=True)):
-            assert_matches(a, b, f"{where}[{i}]")
-    elif ref is None:
-        assert got is None, f"{where}: metafor has NA, we have {got!r}"
-    elif isinstance(ref, str):
-        assert got == ref, f"{where}: {got!r} != {ref!r}"
-    else:
-        assert got is not None, f"{where}: metafor has {ref!r}, we have None"
-        assert math.isclose(got, ref, rel_tol=RTOL_METAFOR, abs_tol=ATOL_METAFOR), f"{where}: {got!r} != {ref!r}"
+
 
 
 def _data(name: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,25 +18,12 @@ import pytest
 from bayesmeta.errors import InputError, SpecError
 from bayesmeta.frequentist import MHResult, rma_mh
 from bayesmeta.frequentist.mh import study_effects
+from _metafor import ATOL_METAFOR, RTOL_METAFOR, assert_matches, load_pins  # noqa: F401
 
-PINS = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())
-
-# Closed forms evaluated in the same order as metafor: rounding only (measured worst ~3e-12).
-RTOL_METAFOR = 1e-8
-# Floor for quantities that are ~0 (an RD near 0): absolute rounding ~1e-16 x O(1) inputs.
-ATOL_METAFOR = 1e-13
+PINS = load_pins("rma")
 
 
-def assert_matches(got: Any, ref: Any, where: str) -> None:
-    if isinstance(ref, list):
-        assert isinstance(got, (list, tuple)) and len(got) == len(ref), f"{where}: {got!r} vs {ref!r}"
-        for i, (a, b) in enumerate(zip(got, ref, strict=True)):
-            assert_matches(a, b, f"{where}[{i}]")
-    elif ref is None:
-        assert got is None, f"{where}: metafor has NA, we have {got!r}"
-    else:
-        assert got is not None, f"{where}: metafor has {ref!r}, we have None"
-        assert math.isclose(got, ref, rel_tol=RTOL_METAFOR, abs_tol=ATOL_METAFOR), f"{where}: {got!r} != {ref!r}"
+
 
 
 @pytest.mark.parametrize("rec", PINS["rma_mh"], ids=lambda r: f"{r['dataset']}-{r['measure']}")

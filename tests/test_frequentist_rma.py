@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,34 +21,12 @@ from bayesmeta.errors import InputError, SpecError
 from bayesmeta.frequentist import TAU2_ESTIMATORS, MetaRegressionResult, RMAResult, rma
 from bayesmeta.frequentist.metareg import design_matrix
 from bayesmeta.frequentist.tau2 import uniroot
+from _metafor import ATOL_METAFOR, RTOL_METAFOR, assert_matches, load_pins  # noqa: F401
 
-PINS = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())
-
-# Same algorithms, same starting values and stopping rules (Fisher scoring with threshold 1e-5,
-# R's uniroot iterates reproduced): only floating-point rounding differs (measured worst ~2e-12).
-RTOL_METAFOR = 1e-8
-# Absolute floor for quantities that are exactly or nearly 0 (tau² truncated at 0, an RD pooled
-# near 0, a coefficient near 0): their rounding error is absolute, ~1e-16 x the O(1) numbers
-# they are computed from, so 1e-13 is 1000 times that and far below any reported digit.
-ATOL_METAFOR = 1e-13
+PINS = load_pins("rma")
 
 
-def assert_matches(got: Any, ref: Any, where: str) -> None:
-    """Recursive comparison: numbers within RTOL/ATOL, None only where metafor has NA/NULL."""
-    if isinstance(ref, list):
-        assert isinstance(got, (list, tuple)) and len(got) == len(ref), f"{where}: length {got!r} vs {ref!r}"
-        for i, (a, b) in enumerate(zip(got, ref, strict=True)):
-            assert_matches(a, b, f"{where}[{i}]")
-        return
-    if ref is None:
-        assert got is None, f"{where}: metafor has no value, we have {got!r}"
-        return
-    if isinstance(ref, str):
-        assert got == ref, f"{where}: {got!r} != {ref!r}"
-        return
-    assert got is not None, f"{where}: metafor has {ref!r}, we have None"
-    assert math.isclose(got, ref, rel_tol=RTOL_METAFOR, abs_tol=ATOL_METAFOR), (
-        f"{where}: {got!r} != metafor {ref!r} (rel err {abs(got - ref) / max(abs(ref), 1e-300):.2e})")
+
 
 
 def _fit_quietly(*args: Any, **kwargs: Any) -> Any:

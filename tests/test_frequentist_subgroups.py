@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -21,27 +20,12 @@ import pytest
 from bayesmeta.errors import DataWarning, InputError, SpecError
 from bayesmeta.frequentist import SubgroupResult, rma, subgroup_analysis
 from bayesmeta.frequentist.subgroups import revman_between
+from _metafor import ATOL_METAFOR, RTOL_METAFOR, assert_matches, load_pins  # noqa: F401
 
-PINS = json.loads((Path(__file__).parent / "reference" / "rma.json").read_text())
-
-# Same estimators and tests as rma(): rounding only (measured worst ~3e-12, a tau² of 1e-6).
-RTOL_METAFOR = 1e-8
-# Floor for quantities that are ~0: absolute rounding ~1e-16 x O(1) inputs.
-ATOL_METAFOR = 1e-13
+PINS = load_pins("rma")
 
 
-def assert_matches(got: Any, ref: Any, where: str) -> None:
-    if isinstance(ref, list):
-        assert isinstance(got, (list, tuple)) and len(got) == len(ref), f"{where}: {got!r} vs {ref!r}"
-        for i, (a, b) in enumerate(zip(got, ref, strict=True)):
-            assert_matches(a, b, f"{where}[{i}]")
-    elif ref is None:
-        assert got is None, f"{where}: metafor has NA, we have {got!r}"
-    elif isinstance(ref, str):
-        assert got == ref, f"{where}: {got!r} != {ref!r}"
-    else:
-        assert got is not None, f"{where}: metafor has {ref!r}, we have None"
-        assert math.isclose(got, ref, rel_tol=RTOL_METAFOR, abs_tol=ATOL_METAFOR), f"{where}: {got!r} != {ref!r}"
+
 
 
 def _run(rec: dict[str, Any], mode: str) -> dict[str, Any]:
