@@ -147,8 +147,7 @@ def section(results: dict[str, Any], machine: dict[str, Any], versions: dict[str
               "cost is compilation (once per worker and prior family); a warm refit only "
               "samples. Per-fit times are in the `seconds` column of every sweep.",
               "",
-              *(f"Not measured: `{n}` ({why})." for n, why in skipped.items()),
-              "",
+              *[line for n, why in skipped.items() for line in (f"Not measured: `{n}` ({why}).", "")],
               "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v), "",
               END_MARK, ""]
     return "\n".join(lines)
