@@ -50,17 +50,18 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesmeta._json import jsonable
 from bayesmeta.builders import FamilyEntry, build_model, get_family
 from bayesmeta.builders._priors import prior_parameter_values, prior_structure
 from bayesmeta.errors import SpecError
 from bayesmeta.priors import Prior, parse_prior
+from bayesmeta.rundir import package_versions
 
 if TYPE_CHECKING:  # pragma: no cover
     import pymc as pm
@@ -292,23 +293,11 @@ class FitResult:
             "sampler": self.sampler,
             "family": self.family,
             "measure": self.measure,
-            "summary": _jsonable(self.summary),
-            "settings": _jsonable(self.settings),
+            "summary": jsonable(self.summary),
+            "settings": jsonable(self.settings),
             "diagnostics": None if self.diagnostics is None else self.diagnostics.to_dict(),
             "timings": {k: float(v) for k, v in self.timings.items()},
         }
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, (np.floating, float)):
-        return float(x)
-    if isinstance(x, (np.integer, int)) and not isinstance(x, bool):
-        return int(x)
-    return x
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,10 +398,6 @@ def _needed_priors(entry: FamilyEntry, priors: Mapping[str, Any],
     return {n: p for n, p in priors.items() if n in names or n != "beta"}
 
 
-def _versions(*packages: str) -> dict[str, str]:
-    return {p: version(p) for p in packages}
-
-
 # ---------------------------------------------------------------------------------------------
 # MCMC: compile once, sample many times
 # ---------------------------------------------------------------------------------------------
@@ -497,7 +482,7 @@ class CompiledFit:
             "priors": {k: getattr(p, "text", str(p)) for k, p in use.items()},
             **self.options,
             **sampling.to_dict(),
-            "versions": _versions("bayesmeta", "pymc", "pytensor", self.backend.name),
+            "versions": package_versions("bayesmeta", "pymc", "pytensor", self.backend.name),
         }
         diag = _diagnose(tree) if diagnostics else None
         t_post = time.perf_counter() - t0
@@ -610,7 +595,7 @@ def _fit_exact(data: pd.DataFrame, priors: dict[str, Prior], sampling: SamplingS
         "priors": {"mu": priors["mu"].text, "tau": priors["tau"].text},
         "moderators": [], "subgroup": None, "subgroup_tau": "separate", "bias": "none",
         "draws": sampling.draws, "chains": sampling.chains, "seed": sampling.seed,
-        "versions": _versions("bayesmeta", "scipy"),
+        "versions": package_versions("bayesmeta", "scipy"),
     }
     diag = _diagnose(tree) if diagnostics else None
     _report(progress, "done", 1, 1)

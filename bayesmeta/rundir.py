@@ -28,7 +28,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RUN_FILES", "software_versions", "write_atomically"]
+__all__ = ["RUN_FILES", "package_versions", "software_versions", "write_atomically"]
 
 RUN_FILES = ("posterior.nc", "summary.json", "reference.json", "comparison.csv", "data.csv",
              "spec.toml", "versions.json")
@@ -38,15 +38,21 @@ _PACKAGES = ("bayesmeta", "numpy", "scipy", "pandas", "xarray", "pymc", "pytenso
              "distributed", "matplotlib")
 
 
-def software_versions() -> dict[str, str]:
-    """Versions of Python, the platform and every package a result depends on."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in _PACKAGES:
+def package_versions(*names: str) -> dict[str, str]:
+    """Installed version of each named distribution (``"not installed"`` when absent)."""
+    out = {}
+    for name in names:
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
     return out
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of Python, the platform and every package a result depends on."""
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            **package_versions(*_PACKAGES)}
 
 
 def write_atomically(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
