@@ -691,11 +691,13 @@ def fit(
     target_accept: float | None = None,
     progress: Progress | None = None,
     diagnostics: bool = True,
+    data: pd.DataFrame | None = None,
 ) -> FitResult:
     """Fit the Bayesian model of a spec; keyword arguments override ``[sampling]``.
 
     Reads the data with :func:`bayesmeta.spec.load_data` (``yi``/``vi`` computed as the
-    ``[effect]`` section says) and calls :func:`fit_data`.
+    ``[effect]`` section says) unless ``data``, the already loaded analysis frame of the same
+    spec, is given, and calls :func:`fit_data`.
     """
     from bayesmeta.spec import load_data
 
@@ -704,7 +706,8 @@ def fit(
                  "sampling.seed": seed, "sampling.target_accept": target_accept}
     if any(v is not None for v in overrides.values()):
         spec = spec.with_overrides(overrides)
-    data = load_data(spec)
+    if data is None:
+        data = load_data(spec)
     m, p = spec.model, spec.priors
     priors: dict[str, str] = {"mu": p.mu, "tau": p.tau, "beta": p.beta}
     if m.bias not in ("", "none"):

@@ -87,7 +87,7 @@ def fit_spec(spec: Spec, *, progress: Progress | None = None, strict_data: bool 
         the report plots them).
     """
     reference = run_reference(spec, strict=strict_data, leave_one_out=extras, bias=extras)
-    result = fit(spec, progress=progress)
+    result = fit(spec, progress=progress, data=reference.data)  # the data are read once
     scale = get_measure(spec.effect.measure).scale
     published = None if spec.published is None else spec.published.model_dump()
     frequentist = reference.to_dict()
