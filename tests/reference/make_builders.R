@@ -14,41 +14,9 @@ suppressPackageStartupMessages(library(metafor))
 args <- commandArgs(trailingOnly = TRUE)
 if (length(args) != 1L) stop("usage: Rscript tests/reference/make_builders.R OUT.json")
 out_path <- args[[1L]]
-
-# ---------------------------------------------------------------- JSON writer
-json_scalar <- function(x) structure(x, class = c("json_scalar", class(x)))
-
-json_string <- function(s) {
-   s <- enc2utf8(as.character(s))
-   s <- gsub("\\", "\\\\", s, fixed = TRUE)
-   s <- gsub("\"", "\\\"", s, fixed = TRUE)
-   s <- gsub("\n", "\\n", s, fixed = TRUE)
-   s <- gsub("\t", "\\t", s, fixed = TRUE)
-   paste0("\"", s, "\"")
-}
-
-json_atoms <- function(v) {
-   if (is.factor(v)) v <- as.character(v)
-   if (is.character(v)) return(ifelse(is.na(v), "null", json_string(v)))
-   if (is.logical(v)) return(ifelse(is.na(v), "null", ifelse(v, "true", "false")))
-   v <- as.numeric(v)
-   ifelse(is.na(v) | !is.finite(v), "null", sprintf("%.17g", v))
-}
-
-to_json <- function(x, indent = "") {
-   inner <- paste0(indent, "  ")
-   if (is.null(x)) return("null")
-   if (inherits(x, "json_scalar")) return(json_atoms(unclass(x)))
-   if (is.list(x)) {
-      if (!is.null(names(x))) {
-         items <- vapply(names(x), function(n) paste0(inner, json_string(n), ": ", to_json(x[[n]], inner)), "")
-         return(paste0("{\n", paste(items, collapse = ",\n"), "\n", indent, "}"))
-      }
-      items <- vapply(x, function(e) paste0(inner, to_json(e, inner)), "")
-      return(paste0("[\n", paste(items, collapse = ",\n"), "\n", indent, "]"))
-   }
-   paste0("[", paste(json_atoms(x), collapse = ", "), "]")
-}
+# JSON writer shared with the other reference scripts (tests/reference/json_writer.R).
+script_dir <- dirname(normalizePath(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE))))
+source(file.path(script_dir, "json_writer.R"))
 
 d <- escalc(measure = "RR", ai = tpos, bi = tneg, ci = cpos, di = cneg, data = dat.bcg)
 d$label <- paste(d$author, d$year)
