@@ -12,11 +12,17 @@ Neighbourhoods:
 - *events* (incidence): one event more or less in one or both arms of a comparison;
 - *labels*: per moderator, every single relabel and every swap of two comparisons' levels,
   evaluated on the rows that moderator influences only;
-- *effects* (number): least squares on Cohen's d with all labels fixed.
+- *effects* (number): least squares on Cohen's d with all labels fixed;
+- *exact labels* (last stage): per moderator, the nearest relabellings that a mixed-integer
+  program (:mod:`.milp`) finds for the linearised printed weights, estimates and interval widths;
+  for the number outcome each is followed by the least squares on d.
 
-The loss of a state is ``HARD * Σ (d_h + [d_h > 0]) + Σ w_c s·log(1 + d_c / s) + TABLE1 * Σ |Table 1 off|``,
+The loss of a state is ``HARD * Σ (d_h + [d_h > 0]) + Σ w_c ψ(d_c) + TABLE1 * Σ |Table 1 off|``,
 with ``d`` the distance outside a printed number's rounding band in rounding units (``h``: headline
-cells, which must be exact; ``c``: the other cells).
+cells, which must be exact; ``c``: the other cells) and ``ψ(d) = s·log(1 + d / s)``. The log loss
+is robust: it lets a few cells go far off so that many are exact. The last stage of a rebuild adds
+smoothed steps ``Σ_t h_t σ((d - a_t) / 0.3)`` at the scoring thresholds (:data:`THRESHOLDS`: a cell
+more than 3 or 10 units off costs extra), which trades exact cells for fewer far-off ones.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from scipy.optimize import least_squares
 
 from bayesmeta.rebuild import _engine as eng
+from bayesmeta.rebuild.milp import label_candidates as milp_label_candidates
 
 __all__ = ["NumberState", "IncidenceState", "Objective", "NumberPolish", "IncidencePolish",
            "number_effects", "incidence_effects"]
@@ -35,6 +42,14 @@ HARD = 200.0          # per rounding unit off a headline number: headlines must 
 TABLE1 = 1.0          # per comparison off a Table 1 count (both outcomes together)
 N_MIN, N_MAX = 4, 15  # animals per arm
 D_MIN, D_MAX = -8.0, 12.0  # Cohen's d of one comparison
+#: Steps ``(at, height)`` of the last stage's loss: a cell 10 or more units off (d > 9.5) costs 8
+#: more, 3 or more (d > 2.5) costs 1 more; the steps are centred half a unit early so that the
+#: search sees them coming.
+THRESHOLDS: tuple[tuple[float, float], ...] = ((9.0, 8.0), (2.0, 1.0))
+STEP_WIDTH = 0.3  # units over which a step rises (logistic scale)
+#: Cost per comparison off a Table 1 count in the last stage: higher than :data:`TABLE1`, so that
+#: the steps do not buy printed cells with Table 1 counts.
+TABLE1_LAST = 3.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,10 @@ def incidence_effects(a, n1, c, n2):
         return np.log(a2 * m2 / (m1 * c2)), 1.0 / a2 - 1.0 / m1 + 1.0 / c2 - 1.0 / m2
 
 
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
 def heat_choice(losses: np.ndarray, current: float, temp: float, rng: np.random.Generator) -> int:
     """Index of the chosen candidate (``len(losses)`` = stay), ``P ∝ exp(-Δ / T)``."""
     delta = np.append(losses - current, 0.0)
@@ -114,6 +133,8 @@ class Objective:
         self.table1 = table1
         self.other = {m: {lev: 0 for lev in lv} for m, lv in table1.items()}
         self.scale = 1.0
+        self.thresholds: tuple[tuple[float, float], ...] = ()
+        self.table1_weight = TABLE1
 
     def sync(self, other_labels: np.ndarray | None) -> None:
         """Take the other outcome's level counts for the Table 1 penalty."""
@@ -131,7 +152,10 @@ class Objective:
     def psi(self, d: np.ndarray) -> np.ndarray:
         """Loss of a cell ``d`` units outside its rounding band: ``s log(1 + d / s)``."""
         s = self.scale
-        return s * np.log1p(d / s)
+        out = s * np.log1p(d / s)
+        for at, height in self.thresholds:
+            out = out + height * _sigmoid((d - at) / STEP_WIDTH)
+        return out
 
     def loss(self, y, v, labels) -> np.ndarray:
         """Loss for a batch (or one) of data sets."""
@@ -140,7 +164,7 @@ class Objective:
         soft = (self.psi(dr) * self.tg.row_wt * ~self.hard).sum(-1)
         soft = soft + (self.psi(db) * self.tg.blk_wt).sum(-1)
         hard = ((dr + (dr > 0)) * self.hard).sum(-1)      # any miss costs a full unit at least
-        total = HARD * hard + soft + TABLE1 * self.table1_off(labels)
+        total = HARD * hard + soft + self.table1_weight * self.table1_off(labels)
         return np.where(np.isfinite(total), total, np.inf)
 
     def summary(self, y, v, labels) -> dict[str, float]:
@@ -175,6 +199,13 @@ class Polish:
         """Set the log-loss scale everywhere (large = nearly linear)."""
         for o in self.objectives():
             o.scale = scale
+
+    def set_thresholds(self, thresholds: tuple[tuple[float, float], ...], table1_weight: float = TABLE1) -> None:
+        """Add (or with ``()`` remove) steps at the scoring thresholds to every objective's loss,
+        and set the cost of a comparison off a Table 1 count."""
+        for o in self.objectives():
+            o.thresholds = tuple(thresholds)
+            o.table1_weight = table1_weight
 
     def sync(self, other_labels: np.ndarray | None) -> None:
         """Give every objective the other outcome's labels for the Table 1 penalty."""
@@ -245,6 +276,25 @@ class Polish:
             if cur < best:
                 best, best_labels = cur, labels
         return self.with_labels(st, best_labels.copy())
+
+    def milp_sweep(self, st, rng: np.random.Generator, count: int = 3):
+        """Try :mod:`.milp`'s relabellings of every moderator; keep the best if it lowers the loss."""
+        for m in self.per_mod:
+            if m == self.lay.cancer_index:
+                continue
+            y, v = st.effects()
+            cands = milp_label_candidates(y, v, st.labels, self.lay, self.obj.tg, m, rng, count)
+            if len(cands):
+                st = self.best_relabel(st, m, cands)
+        return st
+
+    def best_relabel(self, st, m: int, cands: np.ndarray):
+        """``st`` with the candidate labels of lowest loss on moderator ``m``'s rows, if lower."""
+        obj = self.per_mod[m]
+        y, v = st.effects()
+        losses = obj.loss(y, v, cands)
+        j = int(np.argmin(losses))
+        return self.with_labels(st, cands[j]) if losses[j] < float(obj.loss(y, v, st.labels)) else st
 
     def relabel_item(self, labels: np.ndarray, i: int, rng: np.random.Generator) -> np.ndarray:
         """A batch copy of ``labels`` where comparison ``i`` has up to three moderators changed."""
@@ -366,6 +416,15 @@ class NumberPolish(Polish):
                             f_scale=3.0, max_nfev=iters)
         new = NumberState(sol.x, st.n1, st.n2, st.labels)
         return new if self.loss(new) < self.loss(st) else st
+
+    def best_relabel(self, st: NumberState, m: int, cands: np.ndarray) -> NumberState:
+        """Each candidate with d refitted by least squares; the best if it lowers the full loss."""
+        best, best_loss = st, self.loss(st)
+        for labels in cands:
+            trial = self.fit_d(self.with_labels(st, labels), iters=60)
+            if (loss := self.loss(trial)) < best_loss:
+                best, best_loss = trial, loss
+        return best
 
     def sweep(self, st, temp, rng, label_steps=10):
         """Least squares on d, then the shared neighbourhoods."""
