@@ -9,6 +9,9 @@
       comparison_<name>.csv  paper vs frequentist vs Bayesian of each spec
       report.html            the self-contained report; figures/ holds PNG and SVG copies
       manifest.json          the specs, seeds and software versions used, and the command
+      fidelity.csv, .md      when the specs analyse both bundled rebuilt Li et al. (2018) data sets:
+                             every published number beside the reproduced one
+                             (:mod:`bayesmeta.rebuild.fidelity`)
 
 All fits of one call run in one process, so compiled models are reused.
 """
@@ -53,6 +56,25 @@ class CaseResult:
 def _problems(run: FitRun) -> list[str]:
     diag = run.fit.diagnostics
     return [] if diag is None else [p.message for p in diag.problems]
+
+
+#: Bundled data sets rebuilt from published tables, scored together by :mod:`bayesmeta.rebuild.fidelity`.
+LI2018_DATASETS = frozenset({"li2018_incidence", "li2018_number"})
+
+
+def _write_fidelity(specs: Sequence[Spec], out: Path, say: Step) -> Path | None:
+    """``fidelity.csv`` and ``fidelity.md`` of the bundled Li et al. (2018) data, if the specs use both."""
+    if not LI2018_DATASETS <= {spec.data.dataset for spec in specs}:
+        return None
+    say("scoring the rebuilt data against the published tables")
+    from bayesmeta.rebuild.fidelity import fidelity_markdown, fidelity_table, load_rebuilt
+
+    table = fidelity_table(*load_rebuilt())
+    text = fidelity_markdown(table)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "fidelity.csv", index=False, lineterminator="\n")
+    (out / "fidelity.md").write_text(text, encoding="utf-8")
+    return out / "fidelity.csv"
 
 
 def reproduce(
@@ -105,6 +127,7 @@ def reproduce(
         runs[name] = save_run(run, out / "runs" / name, extra=extra)
         run.comparison.to_csv(out / f"comparison_{name}.csv")
         problems[name] = _problems(run)
+    _write_fidelity(specs, out, say)
     say("writing the report")
     report = write_report(list(runs.values()), out / "report.html", pdf=pdf, figures_dir=out / "figures")
     write_json(out / "manifest.json", {
