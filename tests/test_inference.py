@@ -53,6 +53,7 @@ BCG = pd.DataFrame({"label": _PIN["label"], "yi": _PIN["yi"], "vi": _PIN["vi"],
 BCG_PRIORS = {"mu": "normal(0, 4)", "tau": "halfnormal(1)"}
 
 SMALL = SamplingSettings(chains=2, draws=1000, tune=1000, seed=20240611)
+REFERENCE_CASE = SamplingSettings(chains=4, draws=2500, tune=1000, seed=20240611)
 
 
 def _exact(data: pd.DataFrame, priors: dict[str, str]):
@@ -338,11 +339,16 @@ def test_subgroup_and_regression_results_and_progress_events() -> None:
 @pytest.mark.parametrize("spec_name", ["li2018_number", "li2018_number_breast"])
 def test_mcmc_matches_exact_engine_on_the_reference_case(spec_name: str) -> None:
     """The reference case (rebuilt Li et al. 2018 SMD data, I² ≈ 90%) with its own priors:
-    nutpie within 3 MCSE of the exact engine on quantiles of mu and tau."""
+    nutpie within 3 MCSE of the exact engine on quantiles of mu and tau.
+
+    4 × 2500 draws, not the 2 × 1000 of the other tests: the breast subset (k = 17) has a long upper
+    tail in mu, and the MCSE of its 97.5% quantile estimated from 2 × 1000 draws is itself too noisy
+    to test against (measured on the current data: 3.7 "MCSE" off with 2 × 1000 at this seed, 0.1
+    with 4 × 5000 and 0.2 with 4 × 2500; the exact quantile is 3.967)."""
     from bayesmeta.spec import load_data, load_spec
 
     spec = load_spec(Path(__file__).resolve().parents[1] / "models" / f"{spec_name}.toml")
     data = load_data(spec)[["label", "yi", "vi"]]
     priors = {"mu": spec.priors.mu, "tau": spec.priors.tau}
-    result = fit_data(data, priors=priors, engine="mcmc", sampling=SMALL)
+    result = fit_data(data, priors=priors, engine="mcmc", sampling=REFERENCE_CASE)
     _assert_matches_exact(result, _exact(data, priors))
