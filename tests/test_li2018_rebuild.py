@@ -277,7 +277,11 @@ def test_quick_rebuild_has_the_published_structure(quick) -> None:
 
 
 def test_quick_rebuild_is_deterministic(quick) -> None:
-    again = rebuild_li2018(seed=7, budget="quick")
+    stages: list[str] = []
+    again = rebuild_li2018(seed=7, budget="quick", step=stages.append)   # progress reports change nothing
+    assert [s.split(":")[0].split(" (")[0] for s in stages] == [
+        "number of metastases", "incidence", "polishing both outcomes together", "last stage",
+        "means and SDs with two decimals"]
     pd.testing.assert_frame_equal(again.incidence, quick.incidence)
     pd.testing.assert_frame_equal(again.number, quick.number)
     pd.testing.assert_frame_equal(again.fidelity, quick.fidelity)
@@ -288,3 +292,25 @@ def test_default_rebuild_reproduces_committed_csvs_bit_for_bit(tmp_path: Path) -
     res = rebuild_li2018(seed=DEFAULT_SEED, budget="default")
     for name, path in res.write_csvs(tmp_path).items():
         assert path.read_bytes() == dataset_path(f"li2018_{name}").read_bytes(), name
+
+
+def test_cli_rebuild_json_equals_the_library_and_writes_the_files(quick, tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from bayesmeta.cli import commands  # noqa: F401  (registers the subcommands)
+    from bayesmeta.cli.app import app
+    from bayesmeta.rebuild.fidelity import fidelity_markdown
+
+    out = tmp_path / "rebuilt"
+    result = CliRunner().invoke(app, ["rebuild", "li2018", "--seed", "7", "--budget", "quick", "--out", str(out),
+                                      "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    expected = json.loads(json.dumps(quick.to_dict()))
+    payload.pop("seconds"), expected.pop("seconds")                # wall time differs between runs
+    assert payload == expected
+    for name in ("incidence", "number"):
+        assert (out / f"li2018_{name}.csv").read_text() == getattr(quick, name).to_csv(index=False, lineterminator="\n")
+    assert (out / "fidelity.md").read_text(encoding="utf-8") == fidelity_markdown(quick.fidelity)

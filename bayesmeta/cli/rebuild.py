@@ -34,8 +34,11 @@ def rebuild_command(
     with guarded():
         if case not in CASES:
             raise InputError(f"unknown case {case!r}; available: {', '.join(CASES)}")
-        with err_console.status("searching (minutes with the default budget)"):
-            result = rebuild_li2018(seed=DEFAULT_SEED if seed is None else seed, budget=budget)
+        with err_console.status("searching (minutes with the default budget)") as status:
+            def step(message: str) -> None:
+                status.update(f"searching: {message}")
+
+            result = rebuild_li2018(seed=DEFAULT_SEED if seed is None else seed, budget=budget, step=step)
 
         def csvs(name: str):  # noqa: ANN202 - writer for one frame
             frame = getattr(result, name)

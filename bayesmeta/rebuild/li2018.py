@@ -20,6 +20,7 @@ Pipeline (deterministic for a given seed and budget):
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,9 @@ from bayesmeta.rebuild.search import (
 )
 
 __all__ = ["Budget", "BUDGETS", "RebuildResult", "rebuild_li2018", "DEFAULT_SEED", "COMPARISONS", "ANIMALS"]
+
+#: Progress callback: called with a short description before each stage.
+Step = Callable[[str], None]
 
 DEFAULT_SEED = 5   # best of seeds 1-5 and 2018 under the default budget (see the data cards)
 COMPARISONS = {"incidence": 31, "number": 35}
@@ -303,26 +307,30 @@ def _search_number(pol: NumberPolish, seed: int, budget: Budget, rng: np.random.
     return [_concat(breast, o) for o in others]
 
 
-def _search(seed: int, budget: Budget) -> dict[str, NumberState | IncidenceState]:
+def _search(seed: int, budget: Budget, step: Step) -> dict[str, NumberState | IncidenceState]:
     """Number outcome in two stages, then incidence aiming at Table 1 minus the number's counts;
     each kept pair polished jointly, the best polished further."""
     from bayesmeta.rebuild.relax import RelaxSpec, relax
 
     pol = _polishers()
     rng = np.random.default_rng(seed)
+    step("number of metastases: breast-cancer comparisons (Table 4), then the others (Table 3)")
     numbers = _search_number(pol["number"], seed, budget, rng)
+    step("incidence (Table 2)")
     lay = pol["incidence"].lay
     t1 = [(m, lev, float(n - (numbers[0].labels[m] == lev).sum())) for m, lev, n in _table1_list(lay)]
     spec = RelaxSpec("incidence", lay, pol["incidence"].obj.tg, pol["incidence"].obj.hard, ANIMALS["incidence"])
     incidences = [_round_incidence(sol, lay) for sol in
                   relax(spec, t1, restarts=budget.restarts_incidence, steps=budget.steps_incidence, seed=seed,
                         keep=budget.keep)]
+    step("polishing both outcomes together")
     best, best_loss = None, np.inf
     for inc, num in zip(incidences, numbers, strict=True):
         states = _polish(pol, {"incidence": inc, "number": num}, budget.rounds_each, rng)
         if (loss := _total_loss(pol, states)) < best_loss:
             best, best_loss = states, loss
     best = _polish(pol, best, budget.rounds_final, rng, temp0=0.02)
+    step("last stage: scoring thresholds and exact label moves")
     return _threshold_polish(pol, best, budget.rounds_threshold, rng)
 
 
@@ -453,7 +461,8 @@ def _frames(states: dict, arms: dict[str, np.ndarray], rng: np.random.Generator)
     return out
 
 
-def rebuild_li2018(seed: int = DEFAULT_SEED, budget: str | Budget = "default") -> RebuildResult:
+def rebuild_li2018(seed: int = DEFAULT_SEED, budget: str | Budget = "default",
+                   step: Step | None = None) -> RebuildResult:
     """Rebuild the Li et al. (2018) data sets from the published tables.
 
     Parameters
@@ -463,6 +472,8 @@ def rebuild_li2018(seed: int = DEFAULT_SEED, budget: str | Budget = "default") -
     budget
         ``"default"`` (the committed data sets; about 4 min on two cores), ``"quick"`` (~50 s,
         for tests) or a :class:`Budget`.
+    step
+        Called with a short description before each stage (the CLI shows it); no effect on the result.
 
     Returns
     -------
@@ -474,8 +485,9 @@ def rebuild_li2018(seed: int = DEFAULT_SEED, budget: str | Budget = "default") -
 
     plan = BUDGETS[budget] if isinstance(budget, str) else budget
     start = time.perf_counter()
-    states = _search(seed, plan)
+    states = _search(seed, plan, step or (lambda _msg: None))
     rng = np.random.default_rng([seed, 1])
+    (step or (lambda _msg: None))("means and SDs with two decimals")
     pol = _polishers()
     pol["number"].sync(states["incidence"].labels)
     arms = _polish_digits(pol["number"], _realise_number(states["number"], rng), states["number"].labels)
