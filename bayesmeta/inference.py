@@ -33,8 +33,8 @@ Output (:class:`FitResult`)
 ``i2``, ``theta`` [study], ``theta_new``, ``z``, ``z_new``, ``beta`` [coef] with moderators,
 family extras such as ``eta``/``p_t``/``p_c``), ``sample_stats`` (MCMC), ``log_likelihood``
 (``y`` [study]: the per-study pointwise log-likelihood for PSIS-LOO, from the family's
-``log_likelihood`` function: marginal over ``theta_i`` for the normal family, the sum over the
-observed ``y_t`` + ``y_c`` for the binomial one),
+``log_likelihood`` function: marginal over ``theta_i`` for the normal family, over ``theta_i``
+and ``p_max_i`` for the binomial one),
 ``observed_data``, ``constant_data`` (``vi`` and the ``*_prior_*`` values) and
 ``posterior_predictive`` (``y`` for the normal family; ``y_t``, ``y_c`` for the binomial one),
 and ``tree.attrs["engine"]`` (``"exact"`` or ``"mcmc"``).

@@ -20,7 +20,8 @@ from scipy import integrate, special, stats
 
 from bayesmeta.builders import FAMILIES, build_model, get_family
 from bayesmeta.builders._priors import prior_parameter_values, prior_structure
-from bayesmeta.builders.binomial import log_rr_variance
+from bayesmeta.builders.binomial import count_log_likelihood, log_rr_variance
+from bayesmeta.builders.binomial_likelihood import log_study_likelihood, marginal_log_likelihood
 from bayesmeta.builders.regression import make_design, typical_variance
 from bayesmeta.errors import InputError, SpecError
 from bayesmeta.priors import parse_prior
@@ -399,6 +400,100 @@ def test_zero_treatment_cell_needs_no_correction() -> None:
     assert values[-1] == pytest.approx(1 / 16, rel=RTOL_QUAD)
 
 
+#: Nested adaptive quadrature (theta outside, p_max inside) of the marginal likelihood is good
+#: to about 1e-10 relative; the tabulated-and-interpolated integrator is specified to 1e-8.
+RTOL_MARGINAL = 1e-8
+
+
+def _scipy_log_g(theta: float, ai: int, n1: int, ci: int, n2: int) -> float:
+    """log ∫ Bin(ai | n1, p_t) Bin(ci | n2, p_c) dp_max under a uniform p_max, with scipy."""
+    shift_c, shift_t = math.exp(-max(theta, 0.0)), math.exp(min(theta, 0.0))
+    grid = np.linspace(0.0, 1.0, 2001)
+    values = (stats.binom.logpmf(ai, n1, grid * shift_t)
+              + stats.binom.logpmf(ci, n2, grid * shift_c))
+    top, mode = float(np.max(values)), float(grid[np.argmax(values)])
+    log_choose = (math.lgamma(n1 + 1) - math.lgamma(ai + 1) - math.lgamma(n1 - ai + 1)
+                  + math.lgamma(n2 + 1) - math.lgamma(ci + 1) - math.lgamma(n2 - ci + 1))
+
+    def f(p: float) -> float:  # the same binomial pmfs, scalar and fast, scaled by e^-top
+        p_t, p_c = p * shift_t, p * shift_c
+        log = log_choose - top
+        for k, n, q in ((ai, n1, p_t), (ci, n2, p_c)):
+            log += (k * math.log(q) if k else 0.0) + ((n - k) * math.log1p(-q) if n > k else 0.0)
+        return math.exp(log)
+
+    inner = [mode] if 0 < mode < 1 else None
+    area = integrate.quad(f, 0, 1, points=inner, limit=500, epsabs=0, epsrel=1e-12)[0]
+    return top + math.log(area)
+
+
+def test_study_likelihood_equals_the_models_own_integrated_density() -> None:
+    """log g(theta) (p_max integrated out by Gauss–Jacobi) against quadrature of the PyMC
+    model's log-density over logit(p_max), for zero cells, a double zero and an all-events arm."""
+    thetas = [-0.4, 0.0, 0.02, 0.6]
+    # tails (values down to e^-120): the model-density reference has an absolute tolerance of
+    # 1e-13, so these are checked against the scaled scipy quadrature instead
+    tails = [-3.0, -1.2, 1.5, 4.0]
+    for _, row in COUNTS.iterrows():
+        one = row.to_frame().T.astype({c: int for c in ("ai", "n1i", "ci", "n2i")})
+        counts = tuple(int(row[c]) for c in ("ai", "n1i", "ci", "n2i"))
+        expected = np.log(_integrated_likelihood(one, thetas))
+        np.testing.assert_allclose(log_study_likelihood(np.array(thetas), counts), expected,
+                                   rtol=RTOL_QUAD, err_msg=row["study"])
+        expected = [_scipy_log_g(t, *counts) for t in tails]
+        np.testing.assert_allclose(log_study_likelihood(np.array(tails), counts), expected,
+                                   rtol=RTOL_MARGINAL, err_msg=row["study"])
+
+
+@pytest.mark.parametrize("counts", [(40, 200, 25, 190), (0, 15, 6, 15), (0, 10, 0, 12),
+                                    (12, 12, 9, 12), (41, 41, 33, 35),
+                                    # arms beyond the exact Gauss–Jacobi rule (windowed rule)
+                                    (803, 2000, 577, 2000), (5, 2000, 3, 2000),
+                                    (4000, 20000, 3000, 20000)])
+def test_marginal_log_likelihood_equals_nested_quadrature(counts) -> None:
+    """log ∫ g(theta) N(theta | eta, tau²) dtheta against scipy's nested quad, from a narrow
+    normal far from the likelihood's mode to a wide one, and tau = 0 (log g(eta) itself)."""
+    cases = [(0.3, 0.5), (1.0, 0.05), (-0.5, 2.0), (2.5, 0.01), (0.2, 0.0)]
+    eta = np.array([[e] for e, _ in cases])
+    tau = np.array([[t] for _, t in cases])
+    ours = marginal_log_likelihood(*(np.array([c]) for c in counts), eta, tau)[:, 0]
+    for (e, t), value in zip(cases, ours, strict=True):
+        if t == 0:
+            expected = _scipy_log_g(e, *counts)
+        else:
+            top = max(_scipy_log_g(e + t * z, *counts) - z * z / 2 for z in np.linspace(-8, 8, 17))
+
+            def f(theta: float, e=e, t=t, top=top) -> float:
+                return math.exp(_scipy_log_g(theta, *counts) - top) * stats.norm.pdf(theta, e, t)
+
+            lo, hi = e - 12 * t, e + 12 * t
+            kink = [0.0] if lo < 0 < hi else None
+            expected = top + math.log(integrate.quad(f, lo, hi, points=kink, limit=500,
+                                                     epsabs=0, epsrel=1e-10)[0])
+        assert value == pytest.approx(expected, rel=RTOL_MARGINAL), (counts, e, t)
+
+
+def test_binomial_loo_log_likelihood_integrates_out_the_study_parameters() -> None:
+    """The family's ``y`` is the marginal over (theta_i, p_max_i), per draw, with the draw's
+    mu, tau and (separate subgroup taus) tau_i; not the conditional y_t + y_c."""
+    data = COUNTS.assign(grp=["a", "b", "a", "b", "a", "b"])
+    model = build_model(data, family="binomial", priors=_priors(tau="halfnormal(1)"),
+                        subgroup="grp", subgroup_tau="separate")
+    tree = _prior_tree(model, seed=11)
+    ours = get_family("binomial").log_likelihood(tree)
+    assert set(ours) == {"y"}
+    y = ours["y"].transpose("chain", "draw", "study").values[0, :4]
+    post = tree["posterior"]
+    mu, tau = post["mu"].values[0, :4], post["tau"].values[0, :4]
+    codes = (data["grp"] == "b").to_numpy().astype(int)
+    counts = data[["ai", "n1i", "ci", "n2i"]].to_numpy()
+    expected = marginal_log_likelihood(*counts.T, mu[:, codes], tau[:, codes])
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    conditional = count_log_likelihood(tree)
+    total = (conditional["y_t"] + conditional["y_c"]).transpose("chain", "draw", "study")
+    assert not np.allclose(y, total.values[0, :4])
+
+
 def test_binomial_counts_from_bi_di_and_errors() -> None:
     abcd = pd.DataFrame({"study": ["a", "b"], "ai": [3, 0], "bi": [7, 10], "ci": [1, 0],
                          "di": [9, 12]}, index=[2, 3])
@@ -456,13 +551,14 @@ def test_normal_log_likelihood_is_marginal_over_theta(subgroup: str | None) -> N
 
 @pytest.mark.parametrize("family", ["binomial"])
 def test_numpy_log_likelihood_equals_pymc(family: str) -> None:
+    """The conditional per-arm log-likelihoods (given theta_i, p_max_i) equal PyMC's."""
     import pymc as pm
 
     data = EIGHT if family == "normal" else COUNTS
     model = build_model(data, family=family, priors=_priors(tau="halfnormal(1)"))
     tree = _prior_tree(model, seed=9)
     entry = get_family(family)
-    ours = entry.log_likelihood(tree)
+    ours = count_log_likelihood(tree)
     theirs = pm.compute_log_likelihood(tree, model=model, extend_inferencedata=False,
                                        progressbar=False)
     assert set(ours) == set(entry.observed) == set(theirs.data_vars)

@@ -20,9 +20,12 @@ containers named ``<var>_prior_<param>`` (use :mod:`bayesmeta.builders._priors`)
 inference layer can refit with new prior parameters without recompiling. The random-effects
 part is best made with :func:`bayesmeta.builders.regression.add_random_effects`.
 
-``FamilyEntry.observed`` lists the observed variables whose pointwise log-likelihoods, summed,
-give the per-study log-likelihood ``y`` used for LOO (``("y",)`` for the normal model,
-``("y_t", "y_c")`` for the binomial one).
+``FamilyEntry.observed`` lists the observed variables of a family (``("y",)`` for the normal
+model, ``("y_t", "y_c")`` for the binomial one). The per-study log-likelihood ``y`` used for
+PSIS-LOO comes from the family's ``log_likelihood`` function when it has one (both built-in
+families integrate each study's own latent parameters out: ``theta_i`` for the normal model,
+``theta_i`` and ``p_max_i`` for the binomial one), else from the pointwise log-likelihoods of
+``observed`` summed.
 
 Families whose module is not imported here (``selection``, written in
 ``bayesmeta/builders/selection.py``) are listed in :data:`LAZY_FAMILIES` and imported on
@@ -172,7 +175,8 @@ def build_model(
 
 
 def _register_builtin() -> None:
-    from bayesmeta.builders.binomial import build_binomial, count_log_likelihood, replicate_counts
+    from bayesmeta.builders.binomial import build_binomial, replicate_counts
+    from bayesmeta.builders.binomial_likelihood import marginal_count_log_likelihood
     from bayesmeta.builders.normal import build_normal, effect_log_likelihood, replicate_effects
 
     register_family("normal", description="normal–normal model on yi/vi (any measure)",
@@ -181,7 +185,7 @@ def _register_builtin() -> None:
     register_family("binomial", observed=("y_t", "y_c"),
                     description="exact binomial likelihood on counts, log risk-ratio scale",
                     posterior_predictive=replicate_counts,
-                    log_likelihood=count_log_likelihood)(build_binomial)
+                    log_likelihood=marginal_count_log_likelihood)(build_binomial)
 
 
 _register_builtin()

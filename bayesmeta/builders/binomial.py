@@ -31,6 +31,10 @@ Deterministics ``p_t``, ``p_c`` (dim ``study``); observed ``y_t``, ``y_c`` (dim 
 ``i2`` uses the within-study variances of the log-RR: the frame's ``vi`` when present (non-finite
 values left out), else ``1/a − 1/n1 + 1/c − 1/n2`` with 0.5 added to the cells of studies with a
 zero cell and double-zero studies left out (metafor's defaults).
+
+The per-study log-likelihood for PSIS-LOO integrates ``theta_i`` and ``p_max_i`` out
+(:mod:`bayesmeta.builders.binomial_likelihood`); :func:`count_log_likelihood` gives the
+per-arm log-likelihoods conditional on them.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import pytensor.tensor as pt
 from scipy import stats
 import xarray as xr
 
+from bayesmeta.builders.binomial_likelihood import DEFAULT_BASELINE
 from bayesmeta.builders.regression import _row, add_random_effects, study_labels
 from bayesmeta.errors import InputError
 from bayesmeta.priors import Prior
@@ -55,8 +60,6 @@ __all__ = [
     "log_rr_variance",
     "replicate_counts",
 ]
-
-DEFAULT_BASELINE = (1.0, 1.0)
 
 
 def count_arrays(data: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
