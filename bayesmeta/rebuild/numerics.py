@@ -9,7 +9,9 @@ dispatch limited to AVX2 differs from the unrestricted run from the first compar
 
 :func:`run_pinned` runs a function in a fresh interpreter whose environment limits NumPy to its
 compiled-in baseline (``NPY_ENABLE_CPU_FEATURES``), fixes OpenBLAS's kernel family and uses one
-BLAS thread, and relays progress messages back. Same package versions + x86-64 = same bits.
+BLAS thread, and relays progress messages back. Same package versions + x86-64 = same bits,
+with one caveat beyond NumPy's control: glibc's libm selects FMA variants of ``exp``/``log`` on
+CPUs with FMA (every x86-64 server CPU of the last decade), so a CPU without FMA could still differ.
 Processes already started in that environment run the function in place.
 """
 
