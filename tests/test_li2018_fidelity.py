@@ -21,11 +21,11 @@ from bayesmeta.rebuild.fidelity import FIDELITY_COLUMNS, analyse, load_rebuilt
 
 REPORT = Path(__file__).resolve().parents[1] / "reports" / "li2018"
 
-# Achieved by the committed data (seed 5, default budget); locked so they cannot silently drop.
-# The brief asks for >= 0.75 within 3 units and >= 0.95 within 10.
-LOCK_WITHIN3 = 0.82    # share of subgroup cells of Tables 2-4 within 3 rounding units (achieved 0.824)
-LOCK_WITHIN10 = 0.96    # ... within 10 rounding units (achieved 0.964: 13 of 358 cells further off)
-LOCK_TABLE1_OFF = 16    # comparisons off Table 1's counts, summed over levels (achieved 16)
+# Achieved by the committed data (seed 5, default budget, pinned numerics); locked so they cannot
+# silently drop. The brief asks for >= 0.75 within 3 units and >= 0.95 within 10.
+LOCK_WITHIN3 = 0.785   # share of subgroup cells of Tables 2-4 within 3 rounding units (achieved 0.788)
+LOCK_WITHIN10 = 0.955  # ... within 10 rounding units (achieved 0.955: 16 of 358 cells further off)
+LOCK_TABLE1_OFF = 10    # comparisons off Table 1's counts, summed over levels (achieved 10)
 # Engines: the package's escalc/rma/subgroup_analysis and the rebuild's RevMan reference share no
 # code; closed forms in double precision agree to rounding error.
 RTOL_ENGINES = 1e-9
