@@ -54,3 +54,10 @@ def test_a_pinned_process_runs_the_function_in_place(monkeypatch: pytest.MonkeyP
         monkeypatch.setenv(key, value)
     assert is_pinned()
     assert run_pinned(_simd_in_use)["pid"] == os.getpid()
+
+
+def test_rebuild_rejects_an_unknown_numerics_mode() -> None:
+    from bayesmeta.rebuild import rebuild_li2018
+
+    with pytest.raises(ValueError, match="'pinned' or 'native'"):
+        rebuild_li2018(budget="quick", numerics="fast")
