@@ -445,11 +445,28 @@ def test_study_likelihood_equals_the_models_own_integrated_density() -> None:
                                    rtol=RTOL_MARGINAL, err_msg=row["study"])
 
 
+@pytest.mark.parametrize("baseline", [(1.0, 1.0), (0.5, 2.0), (0.05, 1.0)])
+def test_study_likelihood_of_a_double_zero_under_any_baseline(baseline) -> None:
+    """Closed forms for 0/n1 vs 0/n2 under p_max ~ Beta(a, b): at theta = 0 both arms share p,
+    ∫ (1 − p)^(n1 + n2) Beta(p | a, b) dp = B(a, b + n1 + n2) / B(a, b); for theta → ±∞ only the
+    arm at p_max counts: B(a, b + n) / B(a, b). Arms of 400 and 500 use the windowed rule, and
+    a = 0.05 puts its lower edge below the smallest double."""
+    a, b = baseline
+    n1, n2 = 400, 500
+    ours = log_study_likelihood(np.array([0.0, 60.0, -60.0]), (0, n1, 0, n2), baseline)
+    expected = [special.betaln(a, b + n1 + n2) - special.betaln(a, b),
+                special.betaln(a, b + n1) - special.betaln(a, b),
+                special.betaln(a, b + n2) - special.betaln(a, b)]
+    np.testing.assert_allclose(ours, expected, rtol=RTOL_MARGINAL)
+
+
 @pytest.mark.parametrize("counts", [(40, 200, 25, 190), (0, 15, 6, 15), (0, 10, 0, 12),
                                     (12, 12, 9, 12), (41, 41, 33, 35),
                                     # arms beyond the exact Gauss–Jacobi rule (windowed rule)
                                     (803, 2000, 577, 2000), (5, 2000, 3, 2000),
-                                    (4000, 20000, 3000, 20000)])
+                                    (4000, 20000, 3000, 20000),
+                                    # every animal affected in one arm, the other arm large
+                                    (50, 50, 10, 400), (10, 400, 50, 50), (400, 400, 399, 400)])
 def test_marginal_log_likelihood_equals_nested_quadrature(counts) -> None:
     """log ∫ g(theta) N(theta | eta, tau²) dtheta against scipy's nested quad, from a narrow
     normal far from the likelihood's mode to a wide one, and tau = 0 (log g(eta) itself)."""

@@ -62,9 +62,10 @@ WINDOW_TAIL = 1e-25
 NODES_PER_SD = 8.0
 
 
-def _beta_nodes(A: float, B: float, m: int) -> tuple[np.ndarray, np.ndarray]:
-    """Nodes in ``(0, 1)`` and log-weights of a rule for ``E[f(p)]``, ``p ~ Beta(A, B)``, where
-    ``f(p) = (1 − c p)^m`` with ``0 < c ≤ 1``.
+def _beta_nodes(A: float, B: float, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``log p`` and ``log(1 − p)`` of the nodes and the log-weights of a rule for ``E[f(p)]``,
+    ``p ~ Beta(A, B)``, where ``f(p) = (1 − c p)^m`` with ``0 < c ≤ 1`` (``1 − p`` in logs:
+    nodes of the windowed rule can lie closer to 1 than a double resolves).
 
     Up to ``m = 2 JACOBI_NODES − 1``: Gauss–Jacobi (Golub & Welsch 1969, via
     ``scipy.special.roots_jacobi``), exact for a polynomial of degree ``m``. Above (scipy's
@@ -73,14 +74,14 @@ def _beta_nodes(A: float, B: float, m: int) -> tuple[np.ndarray, np.ndarray]:
     every ``c`` (see :func:`_window`)."""
     if m < 2 * JACOBI_NODES:
         x, w = special.roots_jacobi(m // 2 + 1, B - 1.0, A - 1.0)
-        return (1.0 + x) / 2.0, np.log(w / w.sum())
+        return np.log1p(x) - np.log(2.0), np.log1p(-x) - np.log(2.0), np.log(w / w.sum())
     ulo, uhi, nodes = _window(A, B, m)
     gx, gw = special.roots_legendre(nodes)
     half = (uhi - ulo) / 2
     u = (uhi + ulo) / 2 + half * gx
     log_p, log_q = -np.logaddexp(0.0, -u), -np.logaddexp(0.0, u)  # log p, log(1 − p)
     # Beta(A, B) density in u: p^A (1 − p)^B / B(A, B)
-    return np.exp(log_p), np.log(half * gw) + A * log_p + B * log_q - special.betaln(A, B)
+    return log_p, log_q, np.log(half * gw) + A * log_p + B * log_q - special.betaln(A, B)
 
 
 def _window(A: float, B: float, m: int) -> tuple[float, float, int]:
@@ -93,8 +94,15 @@ def _window(A: float, B: float, m: int) -> tuple[float, float, int]:
     the second is at most ``WINDOW_TAIL`` each. Nodes: ``NODES_PER_SD`` per logit-scale standard
     deviation ``sqrt(1/A + 1/(B + m))`` of the narrower Beta, at least ``JACOBI_NODES``."""
     lo = stats.beta.ppf(WINDOW_TAIL, A, B + m)
-    hi = stats.beta.isf(WINDOW_TAIL, A, B)
-    ulo, uhi = float(special.logit(lo)), float(special.logit(hi))
+    if lo > 0:
+        ulo = float(special.logit(lo))
+    else:  # below the smallest double: P(p < x) ≈ x^A / (A B(A, B + m)) for small x
+        ulo = (np.log(WINDOW_TAIL) + np.log(A) + special.betaln(A, B + m)) / A
+    # the upper quantile through 1 − p ~ Beta(B, A): it rounds to 1.0 when B is small (an arm
+    # with every animal affected) while its logit is finite
+    q = stats.beta.ppf(WINDOW_TAIL, B, A)
+    uhi = float(np.log1p(-q) - np.log(q)) if q > 0 else -((np.log(WINDOW_TAIL) + np.log(B)
+                                                            + special.betaln(B, A)) / B)
     sd = np.sqrt(1.0 / A + 1.0 / (B + m))
     return ulo, uhi, max(JACOBI_NODES, int(np.ceil(NODES_PER_SD * (uhi - ulo) / sd)))
 
@@ -106,12 +114,16 @@ def _half_log_g(t: np.ndarray, events: int, m: int, A: float, B: float
     ``(1 − e^t p)^m`` is a polynomial of degree ``m`` in ``p``: up to ``2 JACOBI_NODES − 1``
     the Gauss–Jacobi sum is exact (see :func:`_beta_nodes`); its terms are all positive (no
     cancellation) and summed in log space."""
-    x, log_w = _beta_nodes(A, B, m)
-    rx = np.exp(t)[:, None] * x[None, :]
-    terms = log_w[None, :] + m * np.log1p(-rx)
+    log_p, log_q, log_w = _beta_nodes(A, B, m)
+    # log(1 − e^t p) = log((1 − p) + p (1 − e^t)), both parts ≥ 0: no cancellation next to p = 1
+    with np.errstate(divide="ignore"):
+        log_gap = np.log(-np.expm1(t))[:, None]  # −inf at t = 0
+    log_rest = np.logaddexp(log_q[None, :], log_p[None, :] + log_gap)
+    terms = log_w[None, :] + m * log_rest
     value = events * t + special.logsumexp(terms, axis=1)
     share = special.softmax(terms, axis=1)
-    slope = events - m * np.sum(share * rx / (1.0 - rx), axis=1)
+    ratio = np.exp(t[:, None] + log_p[None, :] - log_rest)  # e^t p / (1 − e^t p)
+    slope = events - m * np.sum(share * ratio, axis=1)
     return value, slope
 
 
