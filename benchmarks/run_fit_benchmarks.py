@@ -25,7 +25,7 @@ What is measured (wall and CPU seconds)
 
 Run (about 10 minutes on 2 idle cores)::
 
-    /work/venv/bin/python benchmarks/run_fit_benchmarks.py --readme benchmarks/README.md
+    .venv/bin/python benchmarks/run_fit_benchmarks.py --readme benchmarks/README.md
 
 ``--quick`` (few draws, no brms, no README) checks the plumbing in a minute.
 """

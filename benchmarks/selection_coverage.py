@@ -32,7 +32,7 @@ and reported (and kept).
 
 Run (about 30-60 minutes on 2 busy cores for 200 data sets)::
 
-    /work/venv/bin/python benchmarks/selection_coverage.py --n-sim 200 --out benchmarks/selection_coverage.md
+    .venv/bin/python benchmarks/selection_coverage.py --n-sim 200 --out benchmarks/selection_coverage.md
 
 ``--n-sim 5`` checks the plumbing.
 """

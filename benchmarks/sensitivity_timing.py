@@ -19,7 +19,7 @@ What is measured (wall seconds; CPU seconds of this process and its reaped child
 
 Run::
 
-    /work/venv/bin/python benchmarks/sensitivity_timing.py --readme benchmarks/README.md
+    .venv/bin/python benchmarks/sensitivity_timing.py --readme benchmarks/README.md
 
 ``--quick`` (BCG only, few draws, no README) checks the plumbing.
 """
