@@ -27,6 +27,11 @@ values: with nutpie nothing is recompiled (``CompiledModel.with_data``); with ``
 ``numpyro`` the sampler functions are rebuilt by PyMC on every call (PyTensor's on-disk cache
 makes that cheaper, not free), so prior sweeps should use nutpie.
 
+:func:`fit_data` and :func:`fit` keep what they compile in a per-process cache
+(:mod:`bayesmeta.compiled_models`): a second fit of the same model on the same data, with priors
+of the same families, samples the already compiled model (same draws bit for bit).
+``reuse_compiled=False`` or :func:`clear_compiled_models` opts out.
+
 Output (:class:`FitResult`)
 ---------------------------
 ``tree`` is an :class:`xarray.DataTree` with groups ``posterior`` (``mu``, ``tau``, ``tau2``,
@@ -59,6 +64,7 @@ import xarray as xr
 from bayesmeta._json import jsonable
 from bayesmeta.builders import FamilyEntry, build_model, get_family
 from bayesmeta.builders._priors import prior_parameter_values, prior_structure
+from bayesmeta.compiled_models import CompiledModelCache, model_key
 from bayesmeta.errors import SpecError
 from bayesmeta.priors import Prior, parse_prior
 from bayesmeta.rundir import package_versions
@@ -76,6 +82,7 @@ __all__ = [
     "ProgressEvent",
     "SamplerBackend",
     "SamplingSettings",
+    "clear_compiled_models",
     "compile_fit",
     "exact_allowed",
     "fit",
@@ -424,6 +431,7 @@ class CompiledFit:
         self.options = options
         self.measure = measure
         self.timings = timings
+        self._samples = 0
 
     @property
     def sampler(self) -> str:
@@ -487,7 +495,10 @@ class CompiledFit:
         diag = _diagnose(tree) if diagnostics else None
         t_post = time.perf_counter() - t0
         _report(progress, "done", 1, 1)
-        timings = {**self.timings, "sample": t_sample, "postprocess": t_post}
+        # build/compile seconds belong to the first fit only; later ones spent nothing on them
+        spent = self.timings if self._samples == 0 else dict.fromkeys(self.timings, 0.0)
+        self._samples += 1
+        timings = {**spent, "sample": t_sample, "postprocess": t_post}
         return FitResult(tree=tree, engine="mcmc", sampler=self.backend.name,
                          family=self.entry.name, measure=self.measure, summary=summary,
                          settings=settings, diagnostics=diag, timings=timings)
@@ -534,6 +545,15 @@ def compile_fit(
                  "subgroup_tau": subgroup_tau, "bias": bias},
         measure=measure, timings={"build": t_build, "compile": t_compile},
     )
+
+
+#: The compiled models of this process (see :mod:`bayesmeta.compiled_models`).
+COMPILED_MODELS = CompiledModelCache(maxsize=16)
+
+
+def clear_compiled_models() -> None:
+    """Forget the compiled models this process keeps for reuse."""
+    COMPILED_MODELS.clear()
 
 
 def _complete_tree(tree: xr.DataTree, model: pm.Model, entry: FamilyEntry, seed: int, *,
@@ -635,6 +655,7 @@ def fit_data(
     engine: str = "auto",
     progress: Progress | None = None,
     diagnostics: bool = True,
+    reuse_compiled: bool = True,
 ) -> FitResult:
     """Fit a model to an analysis frame.
 
@@ -658,6 +679,10 @@ def fit_data(
         Optional callable receiving :class:`ProgressEvent`.
     diagnostics
         Run :func:`bayesmeta.diagnostics.check` on the tree.
+    reuse_compiled
+        Sample an already compiled model of this process when the model, the data and the
+        prior families are the same (:data:`COMPILED_MODELS`); ``False`` compiles afresh and
+        keeps nothing.
     """
     sampling = sampling or SamplingSettings()
     if family == "binomial" and measure not in (None, "RR"):
@@ -673,10 +698,19 @@ def fit_data(
         if "tau" not in parsed:
             raise SpecError("no prior given for tau", key="priors.tau")
         return _fit_exact(data, parsed, sampling, measure, progress, diagnostics)
-    compiled = compile_fit(data, family=family, priors=parsed, moderators=moderators,
+    def build() -> CompiledFit:
+        return compile_fit(data, family=family, priors=parsed, moderators=moderators,
                            subgroup=subgroup, subgroup_tau=subgroup_tau, bias=bias,
                            sampler=sampling.sampler, measure=measure, progress=progress)
-    return compiled.sample(sampling, progress=progress, diagnostics=diagnostics)
+
+    if not reuse_compiled:
+        return build().sample(sampling, progress=progress, diagnostics=diagnostics)
+    key = model_key(data, family=family, moderators=moderators, subgroup=subgroup,
+                    subgroup_tau=subgroup_tau, bias=bias, sampler=sampling.sampler,
+                    measure=measure)
+    with COMPILED_MODELS.borrow(key, parsed, build) as (compiled, _reused):
+        return compiled.sample(sampling, priors=parsed, progress=progress,
+                               diagnostics=diagnostics)
 
 
 def fit(
@@ -692,12 +726,13 @@ def fit(
     progress: Progress | None = None,
     diagnostics: bool = True,
     data: pd.DataFrame | None = None,
+    reuse_compiled: bool = True,
 ) -> FitResult:
     """Fit the Bayesian model of a spec; keyword arguments override ``[sampling]``.
 
     Reads the data with :func:`bayesmeta.spec.load_data` (``yi``/``vi`` computed as the
     ``[effect]`` section says) unless ``data``, the already loaded analysis frame of the same
-    spec, is given, and calls :func:`fit_data`.
+    spec, is given, and calls :func:`fit_data` (``reuse_compiled`` is passed on).
     """
     from bayesmeta.spec import load_data
 
@@ -716,4 +751,5 @@ def fit(
                     moderators=m.moderators, subgroup=m.subgroup or None,
                     subgroup_tau=m.subgroup_tau, bias=m.bias,
                     sampling=SamplingSettings.from_spec(spec.sampling),
-                    engine=spec.sampling.engine, progress=progress, diagnostics=diagnostics)
+                    engine=spec.sampling.engine, progress=progress, diagnostics=diagnostics,
+                    reuse_compiled=reuse_compiled)

@@ -24,9 +24,11 @@ import xarray as xr
 from bayesmeta.errors import DataWarning, SpecError
 from bayesmeta.exact import ExactNormalNormal
 from bayesmeta.inference import (
+    COMPILED_MODELS,
     FitResult,
     ProgressEvent,
     SamplingSettings,
+    clear_compiled_models,
     compile_fit,
     fit_data,
     resolve_engine,
@@ -241,6 +243,44 @@ def test_same_seed_gives_identical_draws(sampler: str) -> None:
                                                   tune=200, seed=6), diagnostics=False)
     assert not np.array_equal(first.tree["posterior"]["mu"].values,
                               other_seed.tree["posterior"]["mu"].values)
+
+
+@pytest.mark.slow
+def test_fit_reuses_its_compiled_model_with_identical_draws() -> None:
+    """A second fit_data of the same model and data samples the model compiled by the first;
+    with new prior parameters (same families) the draws equal those of a fresh compilation."""
+    settings = SamplingSettings(sampler="nutpie", chains=2, draws=300, tune=300, seed=11)
+    clear_compiled_models()
+    first = fit_data(BCG, priors=BCG_PRIORS, engine="mcmc", sampling=settings, diagnostics=False)
+    second = fit_data(BCG, priors=BCG_PRIORS, engine="mcmc", sampling=settings, diagnostics=False)
+    assert len(COMPILED_MODELS) == 1
+    assert first.timings["compile"] > 0 and second.timings["compile"] == 0.0
+    narrow = {"mu": "normal(-0.5, 0.3)", "tau": "halfnormal(0.1)"}
+    reused = fit_data(BCG, priors=narrow, engine="mcmc", sampling=settings, diagnostics=False)
+    fresh = fit_data(BCG, priors=narrow, engine="mcmc", sampling=settings, diagnostics=False,
+                     reuse_compiled=False)
+    assert len(COMPILED_MODELS) == 1 and fresh.timings["compile"] > 0
+    assert float(reused.tree["constant_data"]["tau_prior_scale"]) == 0.1
+    for a, b in ((first, second), (reused, fresh)):
+        for var in ("mu", "tau", "theta"):
+            np.testing.assert_array_equal(a.tree["posterior"][var].values,
+                                          b.tree["posterior"][var].values)
+        np.testing.assert_array_equal(a.tree["log_likelihood"]["y"].values,
+                                      b.tree["log_likelihood"]["y"].values)
+    assert not np.array_equal(first.tree["posterior"]["mu"].values,
+                              reused.tree["posterior"]["mu"].values)
+    # back to the first priors on the reused model: the first draws again, bit for bit
+    third = fit_data(BCG, priors=BCG_PRIORS, engine="mcmc", sampling=settings, diagnostics=False)
+    np.testing.assert_array_equal(first.tree["posterior"]["mu"].values,
+                                  third.tree["posterior"]["mu"].values)
+    # another prior family or other data: another model
+    fit_data(BCG, priors={**BCG_PRIORS, "tau": "halfcauchy(0.5)"}, engine="mcmc",
+             sampling=settings, diagnostics=False)
+    fit_data(BCG.assign(yi=BCG["yi"] + 0.1), priors=BCG_PRIORS, engine="mcmc",
+             sampling=settings, diagnostics=False)
+    assert len(COMPILED_MODELS) == 3
+    clear_compiled_models()
+    assert len(COMPILED_MODELS) == 0
 
 
 @pytest.mark.slow

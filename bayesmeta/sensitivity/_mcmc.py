@@ -1,10 +1,11 @@
 """MCMC work unit of a sensitivity sweep: one prior combination per task, compiled models reused.
 
-Each worker process keeps the :class:`~bayesmeta.inference.CompiledFit` objects it has built
-(:data:`_COMPILED`), keyed by the model (spec without priors and seed, plus a digest of the data)
-and the sampler; a new prior combination reuses a compiled model whose prior *structure*
-(families and bound finiteness) matches (:meth:`CompiledFit.accepts`), so a worker compiles
-once per model and prior family, then only swaps prior parameters (nutpie: no recompilation).
+Each worker process keeps the :class:`~bayesmeta.inference.CompiledFit` objects it has built in
+the process's cache of compiled models (:mod:`bayesmeta.compiled_models`, shared with
+:func:`~bayesmeta.inference.fit`), keyed by the model, a digest of the data and the sampler; a
+new prior combination reuses a compiled model whose prior *structure* (families and bound
+finiteness) matches, so a worker compiles once per model and prior family, then only swaps prior
+parameters (nutpie: no recompilation).
 
 The base combination (the spec's own priors, sampled with the spec's own seed) also yields the
 power-scaling sensitivity diagnostics (:mod:`bayesmeta.sensitivity.psense`).
@@ -12,8 +13,6 @@ power-scaling sensitivity diagnostics (:mod:`bayesmeta.sensitivity.psense`).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from typing import Any
 
@@ -25,25 +24,9 @@ from bayesmeta.sensitivity.psense import PSENSE_VARS, mcmc_psense
 from bayesmeta.sensitivity.result import NATURAL_STATS, STATS
 from bayesmeta.sensitivity.tasks import empty_row
 
-__all__ = ["clear_cache", "mcmc_fit"]
+__all__ = ["mcmc_fit"]
 
 ROW_QUANTITIES = ("mu", "tau", "i2", "theta_new")
-
-#: Per-process cache: ``[(model key, CompiledFit), ...]``.
-_COMPILED: list[tuple[str, Any]] = []
-
-
-def clear_cache() -> None:
-    """Forget the compiled models of this process."""
-    _COMPILED.clear()
-
-
-def _model_key(spec_tree: dict[str, Any], data: pd.DataFrame) -> str:
-    tree = {k: v for k, v in spec_tree.items() if k not in ("priors", "published", "title",
-                                                             "description")}
-    tree["sampling"] = {"sampler": spec_tree["sampling"]["sampler"]}
-    digest = hashlib.sha256(pd.util.hash_pandas_object(data, index=True).to_numpy().tobytes())
-    return json.dumps(tree, sort_keys=True, default=str) + digest.hexdigest()
 
 
 def _priors(spec_tree: dict[str, Any], tau: str, mu: str) -> dict[str, str]:
@@ -54,22 +37,6 @@ def _priors(spec_tree: dict[str, Any], tau: str, mu: str) -> dict[str, str]:
     if spec_tree["model"]["bias"] not in ("", "none"):
         priors["omega"] = p["omega"]
     return priors
-
-
-def _compiled(spec_tree: dict[str, Any], data: pd.DataFrame, priors: dict[str, str]) -> Any:
-    from bayesmeta.inference import compile_fit
-
-    key = _model_key(spec_tree, data)
-    for k, compiled in _COMPILED:
-        if k == key and compiled.accepts(priors):
-            return compiled
-    m = spec_tree["model"]
-    compiled = compile_fit(data, family=m["family"], priors=priors, moderators=m["moderators"],
-                           subgroup=m["subgroup"] or None, subgroup_tau=m["subgroup_tau"],
-                           bias=m["bias"], sampler=spec_tree["sampling"]["sampler"],
-                           measure=spec_tree["effect"]["measure"])
-    _COMPILED.append((key, compiled))
-    return compiled
 
 
 def _diagnostics(tree: Any) -> dict[str, float]:
@@ -113,8 +80,9 @@ def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_p
         (``subgroup`` set; ``tau``/``i2`` are the level's own with separate taus, the shared
         ones otherwise).
     """
+    from bayesmeta.compiled_models import model_key
     from bayesmeta.effects import MEASURES
-    from bayesmeta.inference import SamplingSettings
+    from bayesmeta.inference import COMPILED_MODELS, SamplingSettings, compile_fit
 
     row = empty_row(tau_prior, mu_prior, "mcmc", seed)
     out: dict[str, Any] = {"rows": [row], "psense": None}
@@ -124,10 +92,19 @@ def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_p
                                 tune=int(s["tune"]), target_accept=float(s["target_accept"]),
                                 seed=int(seed))
     priors = _priors(spec_tree, tau_prior, mu_prior)
+    m = spec_tree["model"]
+    model = {"family": m["family"], "moderators": m["moderators"],
+             "subgroup": m["subgroup"] or None, "subgroup_tau": m["subgroup_tau"],
+             "bias": m["bias"], "sampler": s["sampler"], "measure": spec_tree["effect"]["measure"]}
+
+    def build() -> Any:
+        return compile_fit(data, priors=priors, **model)
+
     try:
-        compiled = _compiled(spec_tree, data, priors)
-        result = compiled.sample(settings, priors=priors, diagnostics=False,
-                                 posterior_predictive=False)
+        with COMPILED_MODELS.borrow(model_key(data, **model), priors, build) as (compiled, _):
+            result = compiled.sample(settings, priors=priors, diagnostics=False,
+                                     posterior_predictive=False)
+            out["psense"] = mcmc_psense(result.tree, compiled.model) if psense else None
     except BayesmetaError as exc:
         row["error"] = str(exc)
         row["seconds"] = time.perf_counter() - start
@@ -153,8 +130,6 @@ def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_p
         r["seconds"] = seconds
         rows.append(r)
     out["rows"] = rows
-    if psense:
-        out["psense"] = mcmc_psense(result.tree, compiled.model)
     return out
 
 
