@@ -16,8 +16,9 @@ What is measured (wall and CPU seconds)
    --sampler X --out DIR``, *cold* (fresh, empty PyTensor compile dir and numba cache) and then
    *warm* (same command, caches populated); then a worker process running
    ``bayesmeta.inference.fit`` twice (first fit with warm disk caches, second fit = in-process
-   warm) with the per-phase timings, NetCDF writing and diagnostics, and, for nutpie, a
-   ``CompiledFit.sample`` reuse (no recompilation);
+   warm: it reuses the model the first fit compiled), then once more with
+   ``reuse_compiled=False`` (in-process, built and compiled again), with the per-phase timings,
+   NetCDF writing and diagnostics, and, for nutpie, a ``CompiledFit.sample`` reuse;
 3. brms: ``Rscript benchmarks/brms_fit.R`` end to end (R start, ``library(brms)``, ``brm()`` =
    Stan code generation + C++ compilation + sampling, then ``update(recompile = FALSE)``);
 4. agreement of the posteriors (mu, tau: median, q025, q975) of every sampler and of brms with
@@ -254,6 +255,8 @@ def worker(spec_path: str, sampler: str, out_path: str) -> None:
     second, out["second"] = _timed_fit(lambda: inference.fit(spec, **kwargs))
     out["identical_draws"] = bool(np.array_equal(first.tree["posterior"]["tau"].values,
                                                  second.tree["posterior"]["tau"].values))
+    if engine == "mcmc":
+        _, out["fresh"] = _timed_fit(lambda: inference.fit(spec, reuse_compiled=False, **kwargs))
 
     from bayesmeta.diagnostics import check
 
@@ -519,7 +522,12 @@ def timing_rows(res: Mapping[str, Any]) -> list[Row]:
             rows.append(Row(sampler, "`inference.fit` first fit in a process (warm disk cache)",
                             w["first"]["wall"], w["first"]["cpu"], ess, kept))
             rows.append(Row(sampler, "`inference.fit` second fit, same process (in-process "
-                            "warm)", w["second"]["wall"], w["second"]["cpu"], ess, kept))
+                            "warm; compiled model reused)", w["second"]["wall"], w["second"]["cpu"],
+                            ess, kept))
+        if "fresh" in w:
+            rows.append(Row(sampler, "`inference.fit(..., reuse_compiled=False)`, same process "
+                            "(built and compiled again)", w["fresh"]["wall"], w["fresh"]["cpu"],
+                            ess, kept))
         if "compiled_reuse" in w:
             rows.append(Row(sampler, "`CompiledFit.sample()` again (no recompilation)",
                             w["compiled_reuse"]["wall"], w["compiled_reuse"]["cpu"], ess, kept))
@@ -645,13 +653,13 @@ def _summary_lines(res: Mapping[str, Any], brms_cold: float | None,
                        f"{_ratio(best_cpu, brms_cpu)}); the exact-engine CLI "
                        f"{_secs(cli.get('exact'))} ({_ratio(cli.get('exact'), brms_cold)});")
     w = res["runs"].get("nutpie", {}).get("worker", {})
-    if "second" in w and "compiled_reuse" in w and brms_warm:
-        p = w["second"]["phases"]
-        out.append(f"- warm: a second `inference.fit` with nutpie spends {_secs(p['compile'])} "
-                   f"of its {_secs(w['second']['wall'])} recompiling (`fit()` builds and "
-                   "compiles on every call); reusing the `CompiledFit` takes "
-                   f"{_secs(w['compiled_reuse']['wall'])} ({_ratio(w['compiled_reuse']['wall'], brms_warm)} "
-                   "of brms's `update()`);")
+    if "second" in w and "fresh" in w and brms_warm:
+        out.append(f"- warm: a second `inference.fit` with nutpie reuses the model the first one "
+                   f"compiled and takes {_secs(w['second']['wall'])} "
+                   f"({_ratio(w['second']['wall'], brms_warm)} of brms's `update()`), against "
+                   f"{_secs(w['fresh']['wall'])} when it builds and compiles again "
+                   f"(`reuse_compiled=False`, of which {_secs(w['fresh']['phases']['compile'])} "
+                   "compiling);")
     e = res["runs"].get("exact", {})
     if e.get("cli_warm", {}).get("phases") and "import" in e.get("worker", {}):
         c = e["cli_warm"]
@@ -717,6 +725,7 @@ def _phase_lines(res: Mapping[str, Any]) -> list[str]:
                 if entry.get(key, {}).get("phases")]
         runs += [(label, w[key]) for key, label in (("first", "in-process 1st"),
                                                     ("second", "in-process 2nd"),
+                                                    ("fresh", "in-process, recompiled"),
                                                     ("compiled_reuse", "CompiledFit.sample"))
                  if key in w]
         for label, run in runs:
