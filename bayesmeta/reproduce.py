@@ -9,9 +9,9 @@
       comparison_<name>.csv  paper vs frequentist vs Bayesian of each spec
       report.html            the self-contained report; figures/ holds PNG and SVG copies
       manifest.json          the specs, seeds and software versions used, and the command
-      fidelity.csv, .md      when the specs analyse both bundled rebuilt Li et al. (2018) data sets:
-                             every published number beside the reproduced one
-                             (:mod:`bayesmeta.rebuild.fidelity`)
+      fidelity.csv, .md      when the specs of both Li et al. (2018) outcomes are given (``[published]
+                             tables``): every published number beside the one reproduced from
+                             the data they analyse, rebuilt or supplied (:mod:`bayesmeta.rebuild.fidelity`)
 
 All fits of one call run in one process, so compiled models are reused.
 """
@@ -21,14 +21,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bayesmeta._json import write_json
 from bayesmeta.runs import FitRun, fit_spec, save_run
 from bayesmeta.rundir import software_versions
 from bayesmeta.spec import Spec
 
-__all__ = ["CaseResult", "reproduce"]
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+__all__ = ["CaseResult", "FidelityInputs", "fidelity_inputs", "reproduce"]
 
 Step = Callable[[str], None]
 
@@ -58,22 +61,71 @@ def _problems(run: FitRun) -> list[str]:
     return [] if diag is None else [p.message for p in diag.problems]
 
 
-#: Bundled data sets rebuilt from published tables, scored together by :mod:`bayesmeta.rebuild.fidelity`.
-LI2018_DATASETS = frozenset({"li2018_incidence", "li2018_number"})
+#: The outcomes of Li et al. (2018) whose full tables :mod:`bayesmeta.rebuild.fidelity` scores
+#: (``[published] tables`` of a spec), by the data set each outcome's rebuilt data are bundled as.
+LI2018_TABLES = {"li2018_incidence": "incidence", "li2018_number": "number"}
 
 
-def _write_fidelity(specs: Sequence[Spec], out: Path, say: Step) -> Path | None:
-    """``fidelity.csv`` and ``fidelity.md`` of the bundled Li et al. (2018) data, if the specs use both."""
-    if not LI2018_DATASETS <= {spec.data.dataset for spec in specs}:
+@dataclass(frozen=True)
+class FidelityInputs:
+    """The two Li et al. (2018) outcomes' data, read and checked before anything is fitted."""
+
+    incidence: pd.DataFrame
+    number: pd.DataFrame
+    files: tuple[str, str] | None   # None: the bundled rebuilt data sets
+
+
+def fidelity_inputs(specs: Sequence[Spec]) -> FidelityInputs | None:
+    """Read the data of the specs marked ``[published] tables`` when both Li et al. (2018)
+    outcomes are among them (else ``None``), and check they carry every column the scoring needs.
+
+    The data are whatever the specs point at: the bundled rebuilt data sets, or (``[data] path``)
+    a user's digitised forest plots in the same schema.
+
+    Raises
+    ------
+    SpecError
+        A marked spec filters its data (the tables describe whole outcomes).
+    InputError
+        A data file lacks a column (named with the file).
+    """
+    marked = {spec.published.tables: spec for spec in specs
+              if spec.published is not None and spec.published.tables}
+    if not set(LI2018_TABLES) <= set(marked):
         return None
-    say("scoring the rebuilt data against the published tables")
-    from bayesmeta.rebuild.fidelity import fidelity_markdown, fidelity_table, load_rebuilt
+    from bayesmeta.data import read_table
+    from bayesmeta.errors import SpecError
+    from bayesmeta.rebuild.fidelity import check_columns
 
-    table = fidelity_table(*load_rebuilt())
-    text = fidelity_markdown(table)
+    frames = []
+    for name, outcome in LI2018_TABLES.items():
+        spec = marked[name]
+        if spec.data.filter:
+            raise SpecError("published.tables scores a whole outcome; this spec filters its data",
+                            file=spec.source, key="published.tables")
+        path = spec.data_path()
+        frame = read_table(path, columns=spec.data.columns or None, sheet=spec.data.sheet,
+                           study=spec.data.study)
+        check_columns(frame, outcome, file=path)
+        frames.append(frame)
+    bundled = all(marked[name].data.dataset == name for name in LI2018_TABLES)
+    files = None if bundled else tuple(str(marked[name].data_path()) for name in LI2018_TABLES)
+    return FidelityInputs(*frames, files=files)
+
+
+def _write_fidelity(inputs: FidelityInputs | None, out: Path, say: Step) -> Path | None:
+    """``fidelity.csv`` and ``fidelity.md``: every number Li et al. (2018) print beside the one
+    reproduced from ``inputs`` (see :func:`fidelity_inputs`); nothing when ``inputs`` is None."""
+    if inputs is None:
+        return None
+    from bayesmeta.rebuild.fidelity import fidelity_markdown, fidelity_table
+
+    say("scoring the " + ("rebuilt" if inputs.files is None else "analysed")
+        + " data against the published tables")
+    table = fidelity_table(inputs.incidence, inputs.number)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "fidelity.csv", index=False, lineterminator="\n")
-    (out / "fidelity.md").write_text(text, encoding="utf-8")
+    (out / "fidelity.md").write_text(fidelity_markdown(table, data=inputs.files), encoding="utf-8")
     return out / "fidelity.csv"
 
 
@@ -110,6 +162,7 @@ def reproduce(
 
     say = step or (lambda _msg: None)
     out = Path(out)
+    scoring = fidelity_inputs(specs)   # bad data for the fidelity table fail before any fit
     runs: dict[str, Path] = {}
     problems: dict[str, list[str]] = {}
     for spec in specs:
@@ -127,7 +180,7 @@ def reproduce(
         runs[name] = save_run(run, out / "runs" / name, extra=extra)
         run.comparison.to_csv(out / f"comparison_{name}.csv")
         problems[name] = _problems(run)
-    _write_fidelity(specs, out, say)
+    _write_fidelity(scoring, out, say)
     say("writing the report")
     report = write_report(list(runs.values()), out / "report.html", pdf=pdf, figures_dir=out / "figures")
     write_json(out / "manifest.json", {

@@ -136,6 +136,9 @@ class PublishedSpec(_Section):
     ci_high: float | None = None
     i2: float | None = None
     tau2: float | None = None
+    #: The article's full tables that this spec's (unfiltered) data are scored against by
+    #: ``bayesmeta reproduce`` (``fidelity.csv``), when the specs of both its outcomes are given.
+    tables: Literal["li2018_incidence", "li2018_number"] | None = None
 
 
 class Spec(_Section):

@@ -138,14 +138,17 @@ def test_package_engines_agree_with_rebuild_reference() -> None:
 
 
 def test_reproduce_writes_the_fidelity_table_of_the_li2018_specs(tmp_path: Path) -> None:
-    from bayesmeta.reproduce import _write_fidelity
+    from bayesmeta.reproduce import _write_fidelity, fidelity_inputs
     from bayesmeta.spec import load_spec
 
     models = REPORT.parents[1] / "models"
     specs = [load_spec(p) for p in sorted(models.glob("li2018_*.toml"))]
-    assert _write_fidelity(specs, tmp_path / "case", lambda _msg: None) == tmp_path / "case" / "fidelity.csv"
+    inputs = fidelity_inputs(specs)
+    assert inputs is not None and inputs.files is None          # the bundled rebuilt data
+    assert _write_fidelity(inputs, tmp_path / "case", lambda _msg: None) == tmp_path / "case" / "fidelity.csv"
     for name in ("fidelity.csv", "fidelity.md"):   # what the README's main command commits
         assert (tmp_path / "case" / name).read_bytes() == (REPORT / name).read_bytes()
-    # a set of specs without both rebuilt data sets gets no fidelity table
-    assert _write_fidelity([load_spec(models / "bcg.toml"), specs[0]], tmp_path / "other", lambda _msg: None) is None
-    assert not (tmp_path / "other").exists()
+    # a set of specs without both outcomes' tables gets no fidelity table
+    assert fidelity_inputs([load_spec(models / "bcg.toml"), *specs[:1]]) is None
+    assert fidelity_inputs([load_spec(models / "li2018_number.toml"),
+                            load_spec(models / "li2018_number_breast.toml")]) is None

@@ -25,11 +25,27 @@ from bayesmeta.errors import DataWarning
 from bayesmeta.rebuild.consistency import find_contradictions
 from bayesmeta.rebuild.published import MODERATORS, load_published, published_cells
 
-__all__ = ["FIDELITY_COLUMNS", "fidelity_table", "fidelity_summary", "write_fidelity", "fidelity_markdown",
+__all__ = ["FIDELITY_COLUMNS", "REQUIRED_COLUMNS", "check_columns", "fidelity_table", "fidelity_summary", "write_fidelity", "fidelity_markdown",
            "analyse", "load_rebuilt"]
 
 FIDELITY_COLUMNS = ("table", "moderator", "level", "quantity", "published", "reproduced", "units_off", "verdict")
 CLOSE_UNITS = 3
+
+
+#: Columns each outcome's data need to be scored (arm data, and every moderator of the tables).
+REQUIRED_COLUMNS = {"incidence": ("ai", "n1i", "ci", "n2i", *MODERATORS),
+                    "number": ("m1i", "sd1i", "n1i", "m2i", "sd2i", "n2i", *MODERATORS)}
+
+
+def check_columns(frame: pd.DataFrame, outcome: str, file: str | Path | None = None) -> None:
+    """Raise :class:`~bayesmeta.errors.InputError` naming the first column that scoring needs and
+    ``frame`` (read from ``file``) lacks."""
+    from bayesmeta.errors import InputError
+
+    for column in REQUIRED_COLUMNS[outcome]:
+        if column not in frame.columns:
+            raise InputError(f"no column {column!r}: scoring {outcome} data against the published "
+                             f"tables needs {', '.join(REQUIRED_COLUMNS[outcome])}", file=file)
 
 
 def load_rebuilt() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -287,19 +303,37 @@ def write_fidelity(path: str | Path, incidence: pd.DataFrame | None = None,
     return table
 
 
-def fidelity_markdown(fidelity: pd.DataFrame) -> str:
-    """The explanation that accompanies ``fidelity.csv``: summary, contradictions, worst cells."""
+def fidelity_markdown(fidelity: pd.DataFrame, data: tuple[str, str] | None = None) -> str:
+    """The explanation that accompanies ``fidelity.csv``: summary, contradictions, worst cells.
+
+    Parameters
+    ----------
+    fidelity
+        A :func:`fidelity_table`.
+    data
+        The incidence and number data files that were scored, when they are not the bundled
+        rebuilt data sets (e.g. digitised forest plots); ``None`` describes the rebuilt ones.
+    """
     s = fidelity_summary(fidelity)
+    if data is None:
+        title = "rebuilt data"
+        source = ["same quantity reproduced from the **rebuilt** data sets `bayesmeta/datasets/li2018_incidence.csv`",
+                  "and `li2018_number.csv` (RevMan 5 conventions: DerSimonian-Laird random effects, RR with 0.5",
+                  "added to tables with a zero cell, Hedges' g; subgroup weights are shares of the overall model's",
+                  "weights). The data are synthetic: they were searched for (`bayesmeta rebuild li2018`), not taken",
+                  "from the forest plots. Regenerate the table with `bayesmeta.rebuild.write_fidelity(path)`."]
+    else:
+        title = "the analysed data"
+        source = [f"same quantity reproduced from the data sets `{data[0]}` (incidence) and `{data[1]}`",
+                  "(number of metastases), supplied in place of the bundled rebuilt data (RevMan 5 conventions:",
+                  "DerSimonian-Laird random effects, RR with 0.5 added to tables with a zero cell, Hedges' g;",
+                  "subgroup weights are shares of the overall model's weights)."]
     lines = [
-        "# Li et al. (2018): rebuilt data versus the published tables",
+        f"# Li et al. (2018): {title} versus the published tables",
         "",
         "`fidelity.csv` compares every number printed in Tables 2-4 of Li et al. (2018, J Transl Med",
         "16:113) and the Results text (comparisons, animals), plus Table 1's comparison counts, with the",
-        "same quantity reproduced from the **rebuilt** data sets `bayesmeta/datasets/li2018_incidence.csv`",
-        "and `li2018_number.csv` (RevMan 5 conventions: DerSimonian-Laird random effects, RR with 0.5",
-        "added to tables with a zero cell, Hedges' g; subgroup weights are shares of the overall model's",
-        "weights). The data are synthetic: they were searched for (`bayesmeta rebuild li2018`), not taken",
-        "from the forest plots. Regenerate the table with `bayesmeta.rebuild.write_fidelity(path)`.",
+        *source,
         "",
         "`units_off` counts rounding units between the printed value and the reproduced value rounded as",
         "the paper rounds: 0.01 for estimates and CI bounds (RR on the ratio scale), 0.1 points for",
@@ -317,9 +351,10 @@ def fidelity_markdown(fidelity: pd.DataFrame) -> str:
         "",
         "## Printed numbers that contradict themselves",
         "",
-        "These cells are reported with verdict `contradicts-itself` and are not counted above. Where one",
-        "reading of a row fits the rest of the table, the search aimed at it; the other cells were left out",
-        "of the search.",
+        "These cells are reported with verdict `contradicts-itself` and are not counted above."
+        + (" Where one" if data is None else ""),
+        *(["reading of a row fits the rest of the table, the search aimed at it; the other cells were left out",
+           "of the search."] if data is None else []),
         "",
     ]
     for c in find_contradictions():
@@ -327,21 +362,9 @@ def fidelity_markdown(fidelity: pd.DataFrame) -> str:
         lines.append(f"- **{where}** ({', '.join(c.quantities)}): {c.reason}.")
     worst = fidelity[(fidelity["verdict"] == "off") & fidelity["table"].isin(["2", "3", "4"])].copy()
     worst = worst.sort_values("units_off", ascending=False, kind="stable").head(15)
-    lines += ["", "## What is not reproduced, and why", "",
-              "The printed numbers over-determine the data: Table 4 alone prints 97 numbers about some 17",
-              "breast-cancer comparisons, and every comparison carries one label per moderator that enters",
-              "every table. The search reproduces the headlines exactly and most subgroup cells closely; what",
-              "remains off is mostly of three kinds:",
-              "",
-              "- weights of Table 3's two-level moderators (site, quality), printed to 0.1 percentage points:",
-              "  with I² near 90% every comparison weighs 1-4%; labels that give the printed split exist (the",
-              "  exact label step, `bayesmeta/rebuild/milp.py`, finds them) but cost more elsewhere,",
-              "  mostly in Table 4, which shares the breast-cancer comparisons' labels;",
-              "- rows of Table 4, which must also fit Table 3 (each breast-cancer comparison is in both) with",
-              "  some 17 comparisons behind 97 printed numbers;",
-              "- within-subgroup I² of Table 2, where a few events more or less move I² by several points.",
-              "",
-              "## Largest remaining differences", "",
+    if data is None:
+        lines += _why_rebuilt_cells_are_off()
+    lines += ["", "## Largest remaining differences", "",
               "| table | moderator | level | quantity | published | reproduced | units off |",
               "|---|---|---|---|---|---|---|"]
     for r in worst.itertuples(index=False):
@@ -349,3 +372,19 @@ def fidelity_markdown(fidelity: pd.DataFrame) -> str:
                      f"{r.units_off} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def _why_rebuilt_cells_are_off() -> list[str]:
+    return ["", "## What is not reproduced, and why", "",
+            "The printed numbers over-determine the data: Table 4 alone prints 97 numbers about some 17",
+            "breast-cancer comparisons, and every comparison carries one label per moderator that enters",
+            "every table. The search reproduces the headlines exactly and most subgroup cells closely; what",
+            "remains off is mostly of three kinds:",
+            "",
+            "- weights of Table 3's two-level moderators (site, quality), printed to 0.1 percentage points:",
+            "  with I² near 90% every comparison weighs 1-4%; labels that give the printed split exist (the",
+            "  exact label step, `bayesmeta/rebuild/milp.py`, finds them) but cost more elsewhere,",
+            "  mostly in Table 4, which shares the breast-cancer comparisons' labels;",
+            "- rows of Table 4, which must also fit Table 3 (each breast-cancer comparison is in both) with",
+            "  some 17 comparisons behind 97 printed numbers;",
+            "- within-subgroup I² of Table 2, where a few events more or less move I² by several points."]
