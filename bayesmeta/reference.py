@@ -39,6 +39,11 @@ class ReferenceResult:
         Subgroup analyses by moderator column.
     leave1out, regtest, trimfill, selection
         Sensitivity and publication-bias analyses, when requested.
+    regtest_n
+        Egger's test with ``1/sqrt(n1i + n2i)`` as the predictor (metafor's ``"sqrtninv"``), when
+        arm sizes are known: for SMDs (and log odds/risk ratios) the standard error depends on the
+        effect itself, which makes the test on the standard error reject too often for large
+        effects (Pustejovsky & Rodgers 2019, Res Synth Methods 10:57-71); the sample size does not.
     """
 
     spec: Spec
@@ -47,6 +52,7 @@ class ReferenceResult:
     subgroups: dict[str, Any] = field(default_factory=dict)
     leave1out: Any = None
     regtest: Any = None
+    regtest_n: Any = None
     trimfill: Any = None
     selection: Any = None
 
@@ -79,7 +85,7 @@ class ReferenceResult:
             out["between"] = only["between"]
         elif self.subgroups:
             out["subgroup_analyses"] = {k: v.to_dict() for k, v in self.subgroups.items()}
-        for name in ("leave1out", "regtest", "trimfill", "selection"):
+        for name in ("leave1out", "regtest", "regtest_n", "trimfill", "selection"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value.to_dict()
@@ -164,6 +170,9 @@ def run_reference(
         extras["leave1out"] = fq.leave1out(yi, vi, method=ref.method, test=ref.test, level=ref.level)
     if bias and len(yi) >= 3:  # Egger's regression needs a residual degree of freedom
         extras["regtest"] = fq.regtest(yi, vi, method=ref.method)
+        if {"n1i", "n2i"} <= set(data.columns):
+            ni = data["n1i"].to_numpy(dtype=float) + data["n2i"].to_numpy(dtype=float)
+            extras["regtest_n"] = fq.regtest(yi, vi, method=ref.method, predictor="sqrtninv", ni=ni)
         extras["trimfill"] = fq.trimfill(yi, vi, method=ref.method)
     if selection:
         extras["selection"] = selmodel(yi, vi, steps=selection, method="ML")

@@ -1,7 +1,8 @@
 """leave1out(), regtest(), trimfill() and funnel() against metafor (pins from make_rma.R).
 
-leave1out on 5 data sets (REML/DL/PM/FE/EB, z and knha); regtest on 4 data sets (default
-model="rma" with predictor "sei", predictor "vi", the classical model="lm", FE and knha fits);
+leave1out on 5 data sets (REML/DL/PM/FE/EB, z and knha); regtest on 5 data sets (default
+model="rma" with predictor "sei", predictor "vi", the sample-size predictors "sqrtninv"/"ninv"
+on SMDs, the classical model="lm", FE and knha fits);
 trimfill on 6 data sets (L0/R0, side chosen by metafor's rule or given, FE/REML/DL/PM);
 funnel-plot points and critical values on 3 data sets.
 """
@@ -50,7 +51,7 @@ def _regtest_id(rec: dict[str, Any]) -> str:
 def test_regtest_matches_metafor(rec: dict[str, Any]) -> None:
     data = _data(rec["dataset"])
     out = regtest(data["yi"], data["vi"], model=rec["model"], predictor=rec["predictor"], method=rec["method"],
-                  test=rec["test"]).to_dict()
+                  test=rec["test"], ni=data.get("ni")).to_dict()
     for key, ref in rec["result"].items():
         assert_matches(out[key], ref, f"{rec['call']}; {rec['regtest_call']} {key}")
 

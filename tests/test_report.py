@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import io
+import html as html_lib
 import json
 import re
 import shutil
@@ -75,7 +76,7 @@ def write_run_dir(out: Path, *, data: pd.DataFrame, tree, summary: dict, referen
 def bcg_run(tmp_path_factory) -> Path:
     spec_path = ROOT / "models" / "bcg.toml"
     spec = load_spec(spec_path)
-    ref = run_reference(spec, leave_one_out=True)
+    ref = run_reference(spec, leave_one_out=True, bias=True)
     res = fit(spec, engine="exact")
     ref_dict = ref.to_dict()
     published = spec.published.model_dump() if spec.published else None
@@ -254,6 +255,18 @@ def test_comparison_table_reproduces_metafor(report_html):
     assert f"{pin['tau2']:.3f}" in cells and f"{pin['i2']:.1f}" in cells
     assert "Colditz et al. (1994) JAMA 271:698-702" in table
     assert 'class="flagged"' in table  # predictive interval includes 1 although the CrI excludes it
+
+
+def test_funnel_caption_gives_egger_test_as_metafor(report_html):
+    """BCG log risk ratios, REML: metafor's regtest (pinned in tests/reference/rma.json)."""
+    _, html = report_html
+    pin = next(r for r in json.loads((ROOT / "tests" / "reference" / "rma.json").read_text())["regtest"]
+               if (r["dataset"], r["method"], r["test"], r["model"], r["predictor"]) == ("bcg_rr", "REML", "z", "rma", "sei"))
+    figure = re.search(r'<figure id="run1-fig-funnel">.*?</figure>', html, re.S)
+    assert figure
+    caption = html_lib.unescape(re.search(r"<figcaption>(.*?)</figcaption>", figure.group(0), re.S).group(1))
+    assert f"Egger's regression test (standard error as predictor, REML): z = {pin['result']['zval']:.2f}" in caption
+    assert "Trim-and-fill" in caption
 
 
 def test_sensitivity_table_from_a_real_sweep(report_html, bcg_run):

@@ -56,7 +56,7 @@ def render(result: dict[str, Any]) -> None:
         console.print(table)
         console.print(f"  test for subgroup differences: Q = {_fmt(b['q'], 3)}, df = {b['df']}, "
                       f"p = {_fmt(b['p'], 3)}, I² = {_fmt(b['i2'], 3)}%")
-    for key in ("regtest", "trimfill", "selection"):
+    for key in ("regtest", "regtest_n", "trimfill", "selection"):
         if key in result:
             console.print(f"[bold]{key}[/]: {result[key]}")
 

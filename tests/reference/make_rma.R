@@ -128,6 +128,7 @@ for (name in names(specs)) {
   if (!is.null(s$mods)) {
     entry$mods <- lapply(setNames(s$mods, s$mods), function(m) arr(dat[[m]]))
   }
+  if (!is.null(attr(dat$yi, "ni"))) entry$ni <- arr(attr(dat$yi, "ni"))  # total n (regtest ni predictors)
   data_env[[name]] <- dat
   datasets_json[[name]] <- entry
 }
@@ -321,7 +322,11 @@ reg_grid <- list(
   list("bcg_rr", "FE", "z", list(predictor = "vi")), list("bangertdrowns", "REML", "z", list()),
   list("bangertdrowns", "REML", "z", list(model = "lm")), list("molloy_zcor", "PM", "z", list()),
   list("molloy_zcor", "REML", "z", list(model = "lm", predictor = "vi")),
-  list("raudenbush", "ML", "z", list())
+  list("raudenbush", "ML", "z", list()),
+  # sample-size predictors for SMDs (Egger's test free of the g-SE correlation; Pustejovsky & Rodgers 2019)
+  list("normand_smd", "DL", "z", list(predictor = "sqrtninv")),
+  list("normand_smd", "REML", "z", list(predictor = "ninv")),
+  list("normand_smd", "REML", "z", list(model = "lm", predictor = "sqrtninv"))
 )
 for (g in reg_grid) {
   e <- env_for(g[[1]])
