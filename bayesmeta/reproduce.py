@@ -118,6 +118,7 @@ def _write_fidelity(inputs: FidelityInputs | None, out: Path, say: Step) -> Path
     reproduced from ``inputs`` (see :func:`fidelity_inputs`); nothing when ``inputs`` is None."""
     if inputs is None:
         return None
+    from bayesmeta.rebuild.claims import text_claims
     from bayesmeta.rebuild.fidelity import fidelity_markdown, fidelity_table
 
     say("scoring the " + ("rebuilt" if inputs.files is None else "analysed")
@@ -125,7 +126,8 @@ def _write_fidelity(inputs: FidelityInputs | None, out: Path, say: Step) -> Path
     table = fidelity_table(inputs.incidence, inputs.number)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "fidelity.csv", index=False, lineterminator="\n")
-    (out / "fidelity.md").write_text(fidelity_markdown(table, data=inputs.files), encoding="utf-8")
+    (out / "fidelity.md").write_text(fidelity_markdown(
+        table, data=inputs.files, claims=text_claims(inputs.incidence, inputs.number)), encoding="utf-8")
     return out / "fidelity.csv"
 
 

@@ -27,6 +27,7 @@ def rebuild_command(
     With the default seed and budget it reproduces the bundled CSVs byte for byte.
     """
     from bayesmeta.errors import InputError
+    from bayesmeta.rebuild.claims import text_claims
     from bayesmeta.rebuild.fidelity import fidelity_markdown, fidelity_table
     from bayesmeta.rebuild.li2018 import DEFAULT_SEED, rebuild_li2018
     from bayesmeta.rundir import write_atomically
@@ -49,7 +50,8 @@ def rebuild_command(
             "li2018_incidence.csv": csvs("incidence"),
             "li2018_number.csv": csvs("number"),
             "fidelity.csv": lambda path: table.to_csv(path, index=False, lineterminator="\n"),
-            "fidelity.md": lambda path: path.write_text(fidelity_markdown(table), encoding="utf-8"),
+            "fidelity.md": lambda path: path.write_text(fidelity_markdown(
+                table, claims=text_claims(result.incidence, result.number)), encoding="utf-8"),
         })
         payload = result.to_dict()
     if as_json:

@@ -15,8 +15,9 @@ printed cell cannot be right whatever the data (see :mod:`.consistency`).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,9 @@ import pandas as pd
 from bayesmeta.errors import DataWarning
 from bayesmeta.rebuild.consistency import find_contradictions
 from bayesmeta.rebuild.published import MODERATORS, load_published, published_cells
+
+if TYPE_CHECKING:  # pragma: no cover
+    from bayesmeta.rebuild.claims import Claim
 
 __all__ = ["FIDELITY_COLUMNS", "REQUIRED_COLUMNS", "check_columns", "fidelity_table", "fidelity_summary", "write_fidelity", "fidelity_markdown",
            "analyse", "load_rebuilt"]
@@ -303,7 +307,8 @@ def write_fidelity(path: str | Path, incidence: pd.DataFrame | None = None,
     return table
 
 
-def fidelity_markdown(fidelity: pd.DataFrame, data: tuple[str, str] | None = None) -> str:
+def fidelity_markdown(fidelity: pd.DataFrame, data: tuple[str, str] | None = None,
+                      claims: Sequence[Claim] = ()) -> str:
     """The explanation that accompanies ``fidelity.csv``: summary, contradictions, worst cells.
 
     Parameters
@@ -313,6 +318,8 @@ def fidelity_markdown(fidelity: pd.DataFrame, data: tuple[str, str] | None = Non
     data
         The incidence and number data files that were scored, when they are not the bundled
         rebuilt data sets (e.g. digitised forest plots); ``None`` describes the rebuilt ones.
+    claims
+        The text's statements checked on the same data (:func:`~bayesmeta.rebuild.claims.text_claims`).
     """
     s = fidelity_summary(fidelity)
     if data is None:
@@ -348,7 +355,10 @@ def fidelity_markdown(fidelity: pd.DataFrame, data: tuple[str, str] | None = Non
         "contradict the numbers printed beside them).",
         f"- Exact: {s['exact']:.1%}; within 3 units: {s['within3']:.1%}; within 10 units: {s['within10']:.1%}.",
         f"- Table 1 comparison counts (both outcomes together): {s['table1_off']} comparisons off in total.",
+        *([f"- Statements in the text (leave-one-out, funnel plots): {sum(c.agrees for c in claims)} of "
+           f"{len(claims)} shown by the data."] if claims else []),
         "",
+        *_claims_section(claims),
         "## Printed numbers that contradict themselves",
         "",
         "These cells are reported with verdict `contradicts-itself` and are not counted above."
@@ -374,6 +384,16 @@ def fidelity_markdown(fidelity: pd.DataFrame, data: tuple[str, str] | None = Non
     return "\n".join(lines)
 
 
+def _claims_section(claims: Sequence[Claim]) -> list[str]:
+    if not claims:
+        return []
+    lines = ["## Statements in the text", ""]
+    for c in claims:
+        verdict = "shown by the data" if c.agrees else "**not** shown by the data"
+        lines.append(f"- *{c.statement}* ({c.source}): {verdict}; {c.evidence}.")
+    return [*lines, ""]
+
+
 def _why_rebuilt_cells_are_off() -> list[str]:
     return ["", "## What is not reproduced, and why", "",
             "The printed numbers over-determine the data: Table 4 alone prints 97 numbers about some 17",
@@ -381,7 +401,7 @@ def _why_rebuilt_cells_are_off() -> list[str]:
             "every table. The search reproduces the headlines exactly and most subgroup cells closely; what",
             "remains off is mostly of three kinds:",
             "",
-            "- weights of Table 3's two-level moderators (site, quality), printed to 0.1 percentage points:",
+            "- weights of Table 3's moderators, printed to 0.1 percentage points:",
             "  with I² near 90% every comparison weighs 1-4%; labels that give the printed split exist (the",
             "  exact label step, `bayesmeta/rebuild/milp.py`, finds them) but cost more elsewhere,",
             "  mostly in Table 4, which shares the breast-cancer comparisons' labels;",
