@@ -22,7 +22,9 @@ with ``d`` the distance outside a printed number's rounding band in rounding uni
 cells, which must be exact; ``c``: the other cells) and ``ψ(d) = s·log(1 + d / s)``. The log loss
 is robust: it lets a few cells go far off so that many are exact. The last stage of a rebuild adds
 smoothed steps ``Σ_t h_t σ((d - a_t) / 0.3)`` at the scoring thresholds (:data:`THRESHOLDS`: a cell
-more than 3 or 10 units off costs extra), which trades exact cells for fewer far-off ones.
+more than 3 or 10 units off costs extra), which trades exact cells for fewer far-off ones, and a
+funnel-plot term (:class:`FunnelTarget`): a squared penalty on Egger's z outside the bound that
+the article's description of its funnel plot implies (asymmetric / symmetric).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from bayesmeta.rebuild import _engine as eng
 from bayesmeta.rebuild.milp import label_candidates as milp_label_candidates
 
 __all__ = ["NumberState", "IncidenceState", "Objective", "NumberPolish", "IncidencePolish",
-           "number_effects", "incidence_effects"]
+           "FunnelTarget", "egger_z", "number_effects", "incidence_effects"]
 
 HARD = 200.0          # per rounding unit off a headline number: headlines must be exact
 TABLE1 = 1.0          # per comparison off a Table 1 count (both outcomes together)
@@ -98,6 +100,47 @@ def incidence_effects(a, n1, c, n2):
         return np.log(a2 * m2 / (m1 * c2)), 1.0 / a2 - 1.0 / m1 + 1.0 / c2 - 1.0 / m2
 
 
+def egger_z(y: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Egger's test statistic, batched over leading axes: the z value of the slope on the standard
+    error in the mixed-effects meta-regression ``y ~ 1 + sqrt(v)`` with a DerSimonian-Laird tau²
+    (``metafor::regtest(rma(y, v, method = "DL"))``, :func:`bayesmeta.frequentist.regtest`)."""
+    x = np.sqrt(v)
+
+    def moments(w):
+        s0, s1, s2 = w.sum(-1), (w * x).sum(-1), (w * x * x).sum(-1)
+        return s0, s1, s2, (w * y).sum(-1), (w * x * y).sum(-1), s0 * s2 - s1 * s1
+
+    w = 1.0 / v
+    s0, s1, s2, ty, txy, det = moments(w)
+    b0, b1 = (s2 * ty - s1 * txy) / det, (s0 * txy - s1 * ty) / det
+    qe = (w * (y - b0[..., None] - b1[..., None] * x) ** 2).sum(-1)
+    w2 = w * w
+    trace = s0 - (s2 * w2.sum(-1) - 2 * s1 * (w2 * x).sum(-1) + s0 * (w2 * x * x).sum(-1)) / det
+    tau2 = np.maximum(0.0, (qe - (y.shape[-1] - 2)) / trace)
+    s0, s1, s2, ty, txy, det = moments(1.0 / (v + tau2[..., None]))
+    return (s0 * txy - s1 * ty) / det / np.sqrt(s0 / det)
+
+
+@dataclass(frozen=True)
+class FunnelTarget:
+    """What the article says of a funnel plot, as a bound on Egger's z (see :func:`egger_z`):
+    at least ``z_min`` (asymmetric: small studies show larger effects) or at most ``z_abs_max``
+    in absolute value (symmetric); each z unit beyond costs ``weight`` (squared)."""
+
+    z_min: float | None = None
+    z_abs_max: float | None = None
+    weight: float = 20.0
+
+    def penalty(self, y: np.ndarray, v: np.ndarray) -> np.ndarray:
+        z = egger_z(y, v)
+        off = np.zeros_like(z)
+        if self.z_min is not None:
+            off = np.maximum(off, self.z_min - z)
+        if self.z_abs_max is not None:
+            off = np.maximum(off, np.abs(z) - self.z_abs_max)
+        return self.weight * off * off
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
@@ -135,6 +178,7 @@ class Objective:
         self.scale = 1.0
         self.thresholds: tuple[tuple[float, float], ...] = ()
         self.table1_weight = TABLE1
+        self.funnel: FunnelTarget | None = None
 
     def sync(self, other_labels: np.ndarray | None) -> None:
         """Take the other outcome's level counts for the Table 1 penalty."""
@@ -165,6 +209,8 @@ class Objective:
         soft = soft + (self.psi(db) * self.tg.blk_wt).sum(-1)
         hard = ((dr + (dr > 0)) * self.hard).sum(-1)      # any miss costs a full unit at least
         total = HARD * hard + soft + self.table1_weight * self.table1_off(labels)
+        if self.funnel is not None:
+            total = total + self.funnel.penalty(y, v)
         return np.where(np.isfinite(total), total, np.inf)
 
     def summary(self, y, v, labels) -> dict[str, float]:
