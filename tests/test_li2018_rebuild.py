@@ -280,8 +280,8 @@ def test_quick_rebuild_is_deterministic(quick) -> None:
     stages: list[str] = []
     again = rebuild_li2018(seed=7, budget="quick", step=stages.append)   # progress reports change nothing
     assert [s.split(":")[0].split(" (")[0] for s in stages] == [
-        "number of metastases", "incidence", "polishing both outcomes together", "last stage",
-        "means and SDs with two decimals"]
+        "number of metastases", "incidence", "polishing both outcomes together",
+        "scoring thresholds and exact label moves", "last stage", "means and SDs with two decimals"]
     pd.testing.assert_frame_equal(again.incidence, quick.incidence)
     pd.testing.assert_frame_equal(again.number, quick.number)
     pd.testing.assert_frame_equal(again.fidelity, quick.fidelity)
@@ -301,6 +301,7 @@ def test_cli_rebuild_json_equals_the_library_and_writes_the_files(quick, tmp_pat
 
     from bayesmeta.cli import commands  # noqa: F401  (registers the subcommands)
     from bayesmeta.cli.app import app
+    from bayesmeta.rebuild.claims import text_claims
     from bayesmeta.rebuild.fidelity import fidelity_markdown
 
     out = tmp_path / "rebuilt"
@@ -313,4 +314,21 @@ def test_cli_rebuild_json_equals_the_library_and_writes_the_files(quick, tmp_pat
     assert payload == expected
     for name in ("incidence", "number"):
         assert (out / f"li2018_{name}.csv").read_text() == getattr(quick, name).to_csv(index=False, lineterminator="\n")
-    assert (out / "fidelity.md").read_text(encoding="utf-8") == fidelity_markdown(quick.fidelity)
+    assert (out / "fidelity.md").read_text(encoding="utf-8") == fidelity_markdown(
+        quick.fidelity, claims=text_claims(quick.incidence, quick.number))
+
+
+def test_search_egger_statistic_equals_regtest() -> None:
+    """The search's batched Egger z (search.egger_z) is the package's regtest (metafor-pinned)."""
+    from bayesmeta.frequentist import regtest
+    from bayesmeta.rebuild.search import FunnelTarget, egger_z
+
+    rng = np.random.default_rng(3)
+    v = rng.uniform(0.05, 3.0, (5, 31))
+    y = rng.normal(0.7, 0.6, (5, 31)) + rng.uniform(-1.5, 1.5, (5, 1)) * np.sqrt(v)
+    z = egger_z(y, v)
+    for j in range(5):
+        assert z[j] == pytest.approx(regtest(y[j], v[j], method="DL").zval, rel=1e-10)
+    asym, sym = FunnelTarget(z_min=2.3, weight=20.0), FunnelTarget(z_abs_max=1.3, weight=20.0)
+    np.testing.assert_allclose(asym.penalty(y, v), 20.0 * np.maximum(0.0, 2.3 - z) ** 2)
+    np.testing.assert_allclose(sym.penalty(y, v), 20.0 * np.maximum(0.0, np.abs(z) - 1.3) ** 2)
