@@ -61,3 +61,66 @@ def test_rebuild_rejects_an_unknown_numerics_mode() -> None:
 
     with pytest.raises(ValueError, match="'pinned' or 'native'"):
         rebuild_li2018(budget="quick", numerics="fast")
+
+
+def _sleep_recording_pid(path: str, *, step) -> None:
+    """A long 'search' that leaves its pid in ``path``."""
+    import time
+    from pathlib import Path
+
+    Path(path).write_text(str(os.getpid()))
+    step("started")
+    time.sleep(120)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is alive (a zombie waiting to be reaped has ended)."""
+    from pathlib import Path
+
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:   # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def test_the_pinned_child_ends_when_its_parent_is_killed(tmp_path) -> None:
+    """A parent killed without warning (SIGKILL: no finally, no atexit) cannot stop its child;
+    the child notices it was orphaned and exits instead of searching on for minutes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "child.pid"
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys; sys.path.insert(0, sys.argv[2]); import test_rebuild_numerics as t; "
+         "from bayesmeta.rebuild.numerics import run_pinned; run_pinned(t._sleep_recording_pid, sys.argv[1])",
+         str(pid_file), os.path.dirname(__file__)])
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert pid_file.exists(), "the child never started"
+        time.sleep(0.2)
+        child = int(pid_file.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not _running(child):
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("the orphaned child was still running 10 s after its parent died")
+    finally:
+        if parent.poll() is None:
+            parent.kill()

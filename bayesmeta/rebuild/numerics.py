@@ -20,6 +20,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -32,6 +34,7 @@ __all__ = ["pinned_environment", "is_pinned", "run_pinned"]
 OPENBLAS_CORETYPE = "Prescott"
 #: Seconds between checks that the child process is still alive while waiting for it.
 POLL_SECONDS = 1.0
+PARENT_POLL_SECONDS = 0.5   # how often the child checks that its parent still waits for it
 
 
 def pinned_environment() -> dict[str, str]:
@@ -65,7 +68,18 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-def _child(out: Any, func: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """End this process when its parent is gone (killed without the chance to stop its child):
+    a search nobody waits for would hold a core for minutes."""
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _child(out: Any, func: Callable[..., Any], args: tuple, kwargs: dict, parent: int | None = None) -> None:
+    if parent is not None:
+        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
     def step(message: str) -> None:
         out.put(("step", message))
 
@@ -98,7 +112,7 @@ def run_pinned(func: Callable[..., Any], *args: Any, step: Callable[[str], None]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     with _environ(pinned_environment()):
-        proc = ctx.Process(target=_child, args=(out, func, args, kwargs), daemon=True)
+        proc = ctx.Process(target=_child, args=(out, func, args, kwargs, os.getpid()), daemon=True)
         proc.start()
     try:
         while True:
