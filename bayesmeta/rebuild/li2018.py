@@ -10,10 +10,10 @@ Pipeline (deterministic for a given seed and budget):
 
 1. :mod:`.relax`: a continuous relaxation of both outcomes, solved from many random starts.
 2. Rounding of the best starts to integers (arm sizes, events, labels).
-3. :mod:`.search`: discrete polish of each, then more polish of the best one; last, polish with
-   steps at the scoring thresholds in the loss, exact per-moderator label moves (:mod:`.milp`) and
-   the funnel-plot targets of the text (:data:`FUNNEL_AIM`, :data:`FUNNEL_KEEP`: Egger's test asymmetric for the
-   incidence, symmetric for the number of metastases).
+3. :mod:`.search`: discrete polish of each, then more polish of the best one; then polish with
+   steps at the scoring thresholds in the loss and exact per-moderator label moves (:mod:`.milp`);
+   last, the same with the funnel-plot targets of the text (:data:`FUNNEL_AIM`,
+   :data:`FUNNEL_KEEP`: Egger's test asymmetric for incidence, symmetric for number).
 4. The number outcome's Cohen's d is realised as means and SDs with two decimals, and the last
    digits are polished.
 5. The frames and the fidelity table are built from the final data with the reference formulas.
