@@ -77,16 +77,9 @@ class CompiledModelCache:
             self._entries.clear()
 
     @contextlib.contextmanager
-    def borrow(self, key: str, priors: Mapping[str, Any],
-               build: Callable[[], Any]) -> Iterator[tuple[Any, bool]]:
-        """Lend a model for ``key`` that accepts ``priors``, building it with ``build`` if none.
-
-        Yields
-        ------
-        (compiled, reused)
-            The model, and whether it came from the cache. A model built here is stored when
-            the borrower is done.
-        """
+    def borrow(self, key: str, priors: Mapping[str, Any], build: Callable[[], Any]) -> Iterator[Any]:
+        """Lend a model for ``key`` that accepts ``priors``, building it with ``build`` if none is
+        free; a model built here is stored when the borrower is done."""
         found = None
         with self._lock:
             for i, (k, compiled) in enumerate(self._entries):
@@ -97,13 +90,13 @@ class CompiledModelCache:
                     break
         if found is not None:
             try:
-                yield found, True
+                yield found
             finally:
                 with self._lock:
                     self._busy.discard(id(found))
             return
         compiled = build()
-        yield compiled, False
+        yield compiled
         with self._lock:
             self._entries.append((key, compiled))
             del self._entries[:-self.maxsize]

@@ -84,6 +84,7 @@ __all__ = [
     "SamplingSettings",
     "clear_compiled_models",
     "compile_fit",
+    "compiled_model",
     "exact_allowed",
     "fit",
     "fit_data",
@@ -556,6 +557,21 @@ def clear_compiled_models() -> None:
     COMPILED_MODELS.clear()
 
 
+@contextlib.contextmanager
+def compiled_model(data: pd.DataFrame, *, priors: Mapping[str, Prior | str],
+                   progress: Progress | None = None, **model: Any) -> Iterator[CompiledFit]:
+    """Lend this process's compiled model of ``data``, compiled on first use and kept in
+    :data:`COMPILED_MODELS`; sample it with ``priors`` of the same families as those it was
+    compiled with. ``model`` names every field of :func:`~bayesmeta.compiled_models.model_key`
+    (family, moderators, subgroup, subgroup_tau, bias, sampler, measure), as :func:`compile_fit`
+    takes them."""
+    def build() -> CompiledFit:
+        return compile_fit(data, priors=priors, progress=progress, **model)
+
+    with COMPILED_MODELS.borrow(model_key(data, **model), priors, build) as compiled:
+        yield compiled
+
+
 def _complete_tree(tree: xr.DataTree, model: pm.Model, entry: FamilyEntry, seed: int, *,
                    posterior_predictive: bool) -> xr.DataTree:
     """Add ``log_likelihood`` (``y`` per study), ``posterior_predictive`` and attrs."""
@@ -698,19 +714,13 @@ def fit_data(
         if "tau" not in parsed:
             raise SpecError("no prior given for tau", key="priors.tau")
         return _fit_exact(data, parsed, sampling, measure, progress, diagnostics)
-    def build() -> CompiledFit:
-        return compile_fit(data, family=family, priors=parsed, moderators=moderators,
-                           subgroup=subgroup, subgroup_tau=subgroup_tau, bias=bias,
-                           sampler=sampling.sampler, measure=measure, progress=progress)
-
+    model = {"family": family, "priors": parsed, "moderators": moderators, "subgroup": subgroup,
+             "subgroup_tau": subgroup_tau, "bias": bias, "sampler": sampling.sampler,
+             "measure": measure, "progress": progress}
     if not reuse_compiled:
-        return build().sample(sampling, progress=progress, diagnostics=diagnostics)
-    key = model_key(data, family=family, moderators=moderators, subgroup=subgroup,
-                    subgroup_tau=subgroup_tau, bias=bias, sampler=sampling.sampler,
-                    measure=measure)
-    with COMPILED_MODELS.borrow(key, parsed, build) as (compiled, _reused):
-        return compiled.sample(sampling, priors=parsed, progress=progress,
-                               diagnostics=diagnostics)
+        return compile_fit(data, **model).sample(sampling, progress=progress, diagnostics=diagnostics)
+    with compiled_model(data, **model) as compiled:
+        return compiled.sample(sampling, priors=parsed, progress=progress, diagnostics=diagnostics)
 
 
 def fit(

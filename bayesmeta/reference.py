@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from bayesmeta import frequentist as fq
@@ -59,10 +60,8 @@ class ReferenceResult:
     @property
     def animals(self) -> int | None:
         """Total subjects across both arms, when arm sizes are known."""
-        cols = [c for c in ("n1i", "n2i") if c in self.data.columns]
-        if len(cols) < 2:
-            return None
-        return int(self.data[cols].to_numpy(dtype=float).sum())
+        ni = arm_totals(self.data)
+        return None if ni is None else int(ni.sum())
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able result: the model's headline keys at the top level, then the extras."""
@@ -90,6 +89,13 @@ class ReferenceResult:
             if value is not None:
                 out[name] = value.to_dict()
         return out
+
+
+def arm_totals(data: pd.DataFrame) -> np.ndarray | None:
+    """Subjects per study (``n1i + n2i``), or ``None`` when the data have no arm sizes."""
+    if not {"n1i", "n2i"} <= set(data.columns):
+        return None
+    return data["n1i"].to_numpy(dtype=float) + data["n2i"].to_numpy(dtype=float)
 
 
 def ad_hoc_spec(
@@ -170,8 +176,7 @@ def run_reference(
         extras["leave1out"] = fq.leave1out(yi, vi, method=ref.method, test=ref.test, level=ref.level)
     if bias and len(yi) >= 3:  # Egger's regression needs a residual degree of freedom
         extras["regtest"] = fq.regtest(yi, vi, method=ref.method)
-        if {"n1i", "n2i"} <= set(data.columns):
-            ni = data["n1i"].to_numpy(dtype=float) + data["n2i"].to_numpy(dtype=float)
+        if (ni := arm_totals(data)) is not None:
             extras["regtest_n"] = fq.regtest(yi, vi, method=ref.method, predictor="sqrtninv", ni=ni)
         extras["trimfill"] = fq.trimfill(yi, vi, method=ref.method)
     if selection:

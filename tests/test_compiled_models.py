@@ -1,6 +1,7 @@
 """The per-process cache of compiled models (bayesmeta.compiled_models), without PyMC.
 
-A stand-in model records which priors it accepts; the cache's contract is checked on it: same key
+A stand-in model records which priors it accepts; the cache's contract is checked on it (reuse is
+seen in how many models the builder made): same key
 and accepted priors reuse, a model in use is never lent twice, least recently used goes first,
 and the data digest sees names, dtypes, index and values. That a reused PyMC model gives the same
 draws as a fresh one is checked in test_inference.py (it needs a sampler).
@@ -41,36 +42,36 @@ def _builder(families: dict[str, str], built: list[FakeCompiled]):
 
 def test_same_key_and_prior_families_reuse_the_model() -> None:
     cache, built = CompiledModelCache(), []
-    with cache.borrow("m", HN, _builder({"mu": "normal", "tau": "halfnormal"}, built)) as (a, reused):
-        assert not reused
-    with cache.borrow("m", HN_OTHER_SCALE, _builder({}, built)) as (b, reused):
-        assert reused and b is a
+    with cache.borrow("m", HN, _builder({"mu": "normal", "tau": "halfnormal"}, built)) as a:
+        assert built == [a]
+    with cache.borrow("m", HN_OTHER_SCALE, _builder({}, built)) as b:
+        assert b is a
     assert len(built) == 1 and len(cache) == 1
 
 
 def test_other_prior_family_or_other_key_builds_a_new_model() -> None:
     cache, built = CompiledModelCache(), []
-    with cache.borrow("m", HN, _builder({"mu": "normal", "tau": "halfnormal"}, built)) as (a, _):
+    with cache.borrow("m", HN, _builder({"mu": "normal", "tau": "halfnormal"}, built)) as a:
         pass
-    with cache.borrow("m", HC, _builder({"mu": "normal", "tau": "halfcauchy"}, built)) as (b, reused):
-        assert not reused and b is not a
-    with cache.borrow("other", HN, _builder({"mu": "normal", "tau": "halfnormal"}, built)) as (c, reused):
-        assert not reused and c is not a
+    with cache.borrow("m", HC, _builder({"mu": "normal", "tau": "halfcauchy"}, built)) as b:
+        assert b is built[-1] and b is not a
+    with cache.borrow("other", HN, _builder({"mu": "normal", "tau": "halfnormal"}, built)) as c:
+        assert c is built[-1] and c is not a
     assert len(built) == 3 and len(cache) == 3
 
 
 def test_a_model_in_use_is_not_lent_twice() -> None:
     cache, built = CompiledModelCache(), []
     build = _builder({"mu": "normal", "tau": "halfnormal"}, built)
-    with cache.borrow("m", HN, build) as (first, _):
+    with cache.borrow("m", HN, build) as first:
         pass
-    with cache.borrow("m", HN, build) as (again, reused):
-        assert reused and again is first
-        with cache.borrow("m", HN, build) as (inner, inner_reused):   # e.g. another thread
-            assert not inner_reused and inner is not first
+    with cache.borrow("m", HN, build) as again:
+        assert again is first and len(built) == 1
+        with cache.borrow("m", HN, build) as inner:   # e.g. another thread
+            assert inner is built[-1] and inner is not first
     assert len(built) == 2 and len(cache) == 2
-    with cache.borrow("m", HN, build) as (after, reused):                # both free again
-        assert reused and after in built
+    with cache.borrow("m", HN, build) as after:       # both free again
+        assert after in built and len(built) == 2
 
 
 def test_concurrent_borrowers_never_share_a_model() -> None:
@@ -79,7 +80,7 @@ def test_concurrent_borrowers_never_share_a_model() -> None:
     lock, holders, barrier = threading.Lock(), [], threading.Barrier(4)
 
     def work() -> None:
-        with cache.borrow("m", HN, build) as (model, _):
+        with cache.borrow("m", HN, build) as model:
             barrier.wait(timeout=10)          # all four hold a model at the same time
             with lock:
                 holders.append(id(model))
@@ -98,15 +99,14 @@ def test_least_recently_used_model_is_dropped_first() -> None:
     for key in ("a", "b"):
         with cache.borrow(key, HN, _builder(fam, built)):
             pass
-    with cache.borrow("a", HN, _builder(fam, built)) as (_, reused):      # a is now the newest
-        assert reused
-    with cache.borrow("c", HN, _builder(fam, built)):                     # b goes
+    with cache.borrow("a", HN, _builder(fam, built)):      # a is now the newest
+        assert len(built) == 2
+    with cache.borrow("c", HN, _builder(fam, built)):      # b goes
         pass
-    with cache.borrow("a", HN, _builder(fam, built)) as (_, reused_a):
-        pass
-    with cache.borrow("b", HN, _builder(fam, built)) as (_, reused_b):
-        pass
-    assert reused_a and not reused_b
+    with cache.borrow("a", HN, _builder(fam, built)):      # a stayed
+        assert len(built) == 3
+    with cache.borrow("b", HN, _builder(fam, built)):      # b is built again
+        assert len(built) == 4
     assert len(cache) == 2
     with pytest.raises(ValueError, match="maxsize"):
         CompiledModelCache(maxsize=0)

@@ -85,3 +85,11 @@ def test_leave_one_out_and_funnel_asymmetry_as_the_text_says(spec: str, null: fl
     else:
         assert out["regtest"]["pval"] >= 0.10
     assert out["regtest_n"]["predictor"] == "sqrtninv"
+    # fidelity.md's "Statements in the text" (rebuild.claims, from the raw frames) say the same
+    from bayesmeta.rebuild.claims import text_claims
+    from bayesmeta.rebuild.fidelity import load_rebuilt
+
+    claims = [c for c in text_claims(*load_rebuilt()) if c.outcome == spec.removeprefix("li2018_")]
+    assert len(claims) == 2 and all(c.agrees for c in claims)
+    assert f"z = {out['regtest']['zval']:.2f}" in claims[1].evidence
+    assert f"z = {out['regtest_n']['zval']:.2f}" in claims[1].evidence

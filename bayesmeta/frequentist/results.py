@@ -28,6 +28,7 @@ __all__ = [
     "SubgroupResult",
     "SubgroupRow",
     "TrimfillResult",
+    "format_z_p",
     "num",
 ]
 
@@ -46,6 +47,11 @@ def num(x: Any) -> float | int | None:
 
 def _nums(values: Iterable[Any]) -> list[float | int | None]:
     return [num(v) for v in values]
+
+
+def format_z_p(zval: float, pval: float) -> str:
+    """A test statistic and its p-value in words: ``"z = 2.21, p = 0.027"`` (``p < 0.001`` below)."""
+    return f"z = {zval:.2f}, " + ("p < 0.001" if pval < 0.001 else f"p = {pval:.3f}")
 
 
 @dataclass(frozen=True)

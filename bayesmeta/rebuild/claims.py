@@ -16,13 +16,9 @@ Effects are computed as RevMan 5 does (:mod:`bayesmeta.effects`, ``convention="r
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-
-from bayesmeta.errors import DataWarning
 
 __all__ = ["Claim", "text_claims", "ASYMMETRIC_P", "SYMMETRIC_P"]
 
@@ -54,28 +50,17 @@ class Claim:
     agrees: bool
 
 
-def _effects(frame: pd.DataFrame, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from bayesmeta.effects import escalc
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DataWarning)   # corrections of zero cells are expected
-        out = escalc(frame.reset_index(drop=True), measure, convention="revman", cc="revman")
-    n = (out["n1i"] + out["n2i"]).to_numpy(float)
-    return out["yi"].to_numpy(float), out["vi"].to_numpy(float), n
-
-
-def _fmt_p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
 def text_claims(incidence: pd.DataFrame, number: pd.DataFrame) -> list[Claim]:
     """Leave-one-out stability and funnel-plot (a)symmetry of both outcomes, as the text states them."""
     from bayesmeta.effects import MEASURES
     from bayesmeta.frequentist import leave1out, regtest
+    from bayesmeta.frequentist.results import format_z_p
+    from bayesmeta.rebuild.fidelity import revman_effects
 
     out = []
     for (outcome, measure, words), frame in zip(OUTCOMES, (incidence, number), strict=True):
-        yi, vi, ni = _effects(frame, measure)
+        yi, vi, keep = revman_effects(frame, measure)
+        ni = (frame["n1i"] + frame["n2i"]).to_numpy(float)[keep]
         natural = MEASURES[measure].to_natural
         rows = leave1out(yi, vi, method="DL", test="z").to_dict()["rows"]
         est = [natural(r["estimate"]) for r in rows]
@@ -89,8 +74,8 @@ def text_claims(incidence: pd.DataFrame, number: pd.DataFrame) -> list[Claim]:
             bool(low > null)))
         egger = regtest(yi, vi, method="DL")
         egger_n = regtest(yi, vi, method="DL", predictor="sqrtninv", ni=ni)
-        evidence = (f"Egger's test (DL, standard error): z = {egger.zval:.2f}, {_fmt_p(egger.pval)}; "
-                    f"with 1/sqrt(n): z = {egger_n.zval:.2f}, {_fmt_p(egger_n.pval)}")
+        evidence = (f"Egger's test (DL, standard error): {format_z_p(egger.zval, egger.pval)}; "
+                    f"with 1/sqrt(n): {format_z_p(egger_n.zval, egger_n.pval)}")
         if outcome == "incidence":
             out.append(Claim(outcome, f"the funnel plot of the {words} shows some asymmetry",
                              "Results, publication bias, Fig. 5b", evidence, bool(egger.pval < ASYMMETRIC_P)))

@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from bayesmeta.rebuild.claims import Claim
 
 __all__ = ["FIDELITY_COLUMNS", "REQUIRED_COLUMNS", "check_columns", "fidelity_table", "fidelity_summary", "write_fidelity", "fidelity_markdown",
-           "analyse", "load_rebuilt"]
+           "analyse", "load_rebuilt", "revman_effects"]
 
 FIDELITY_COLUMNS = ("table", "moderator", "level", "quantity", "published", "reproduced", "units_off", "verdict")
 CLOSE_UNITS = 3
@@ -60,7 +60,8 @@ def load_rebuilt() -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 # ------------------------------------------------------------------------------- analysis
-def _package_effects(frame: pd.DataFrame, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def revman_effects(frame: pd.DataFrame, measure: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``yi``, ``vi`` as RevMan 5 computes them (package ``escalc``) and the mask of rows kept."""
     from bayesmeta.effects import escalc
 
     with warnings.catch_warnings():
@@ -129,7 +130,7 @@ def _reference_subgroups(yi: np.ndarray, vi: np.ndarray, groups: np.ndarray) -> 
 
 
 ENGINES: dict[str, tuple[Callable, Callable, Callable]] = {
-    "package": (_package_effects, _package_pool, _package_subgroups),
+    "package": (revman_effects, _package_pool, _package_subgroups),
     "reference": (_reference_effects, _reference_pool, _reference_subgroups),
 }
 

@@ -204,11 +204,11 @@ FUNNEL_KEEP = {"incidence": FunnelTarget(z_min=2.2, weight=400.0),
                "number": FunnelTarget(z_abs_max=1.2, weight=400.0)}
 
 
-def _aim_at_funnels(pol: dict, targets: dict[str, FunnelTarget] | None) -> None:
-    """Set (``None``: remove) the funnel-plot targets of both outcomes' full objectives (all
-    comparisons; labels do not move Egger's z, so the per-moderator objectives need no term)."""
+def _aim_at_funnels(pol: dict, targets: dict[str, FunnelTarget]) -> None:
+    """Set the funnel-plot targets of both outcomes' full objectives (all comparisons; labels do
+    not move Egger's z, so the per-moderator objectives need no term)."""
     for outcome in OUTCOMES:
-        pol[outcome].obj.funnel = None if targets is None else targets[outcome]
+        pol[outcome].obj.funnel = targets[outcome]
 
 
 def _polishers() -> dict[str, NumberPolish | IncidencePolish]:
@@ -369,7 +369,6 @@ def _search(seed: int, budget: Budget, step: Step) -> dict[str, NumberState | In
     for targets in (FUNNEL_AIM, FUNNEL_KEEP):
         _aim_at_funnels(pol, targets)
         best = _threshold_polish(pol, best, budget.rounds_funnel, rng)
-    _aim_at_funnels(pol, None)
     return best
 
 

@@ -76,9 +76,8 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(1)
 
 
-def _child(out: Any, func: Callable[..., Any], args: tuple, kwargs: dict, parent: int | None = None) -> None:
-    if parent is not None:
-        threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+def _child(out: Any, func: Callable[..., Any], args: tuple, kwargs: dict, parent: int) -> None:
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
     def step(message: str) -> None:
         out.put(("step", message))

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from bayesmeta.frequentist.results import format_z_p
 from bayesmeta.plots import _style
 from bayesmeta.plots.forest import forest_pages
 from bayesmeta.plots.funnel import funnel_plot
@@ -89,20 +90,16 @@ def _asymmetry_tests(reference: dict) -> str:
     egger = reference.get("regtest")
     if egger:
         out.append(f" Egger's regression test (standard error as predictor, {egger.get('method', '')}): "
-                   f"z = {egger['zval']:.2f}, {_p(egger['pval'])}.")
+                   f"{format_z_p(egger['zval'], egger['pval'])}.")
     egger_n = reference.get("regtest_n")
     if egger_n:
         out.append(f" With 1/√n as predictor (no artefactual link between an effect and its standard error, "
-                   f"which inflates the first test for SMDs): z = {egger_n['zval']:.2f}, {_p(egger_n['pval'])}.")
+                   f"which inflates the first test for SMDs): {format_z_p(egger_n['zval'], egger_n['pval'])}.")
     fill = reference.get("trimfill")
     if fill and fill.get("k0") is not None:
         out.append(f" Trim-and-fill ({fill.get('estimator', 'L0')}) imputes {int(fill['k0'])} "
                    f"stud{'y' if int(fill['k0']) == 1 else 'ies'} on the {fill.get('side', '')} side.")
     return "".join(out)
-
-
-def _p(p: float) -> str:
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def _densities(run: RunDir) -> tuple[list[Figure], str]:

@@ -80,9 +80,8 @@ def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_p
         (``subgroup`` set; ``tau``/``i2`` are the level's own with separate taus, the shared
         ones otherwise).
     """
-    from bayesmeta.compiled_models import model_key
     from bayesmeta.effects import MEASURES
-    from bayesmeta.inference import COMPILED_MODELS, SamplingSettings, compile_fit
+    from bayesmeta.inference import SamplingSettings, compiled_model
 
     row = empty_row(tau_prior, mu_prior, "mcmc", seed)
     out: dict[str, Any] = {"rows": [row], "psense": None}
@@ -93,15 +92,11 @@ def mcmc_fit(spec_tree: dict[str, Any], data: pd.DataFrame, tau_prior: str, mu_p
                                 seed=int(seed))
     priors = _priors(spec_tree, tau_prior, mu_prior)
     m = spec_tree["model"]
-    model = {"family": m["family"], "moderators": m["moderators"],
-             "subgroup": m["subgroup"] or None, "subgroup_tau": m["subgroup_tau"],
-             "bias": m["bias"], "sampler": s["sampler"], "measure": spec_tree["effect"]["measure"]}
-
-    def build() -> Any:
-        return compile_fit(data, priors=priors, **model)
-
     try:
-        with COMPILED_MODELS.borrow(model_key(data, **model), priors, build) as (compiled, _):
+        with compiled_model(data, priors=priors, family=m["family"], moderators=m["moderators"],
+                            subgroup=m["subgroup"] or None, subgroup_tau=m["subgroup_tau"],
+                            bias=m["bias"], sampler=s["sampler"],
+                            measure=spec_tree["effect"]["measure"]) as compiled:
             result = compiled.sample(settings, priors=priors, diagnostics=False,
                                      posterior_predictive=False)
             out["psense"] = mcmc_psense(result.tree, compiled.model) if psense else None
